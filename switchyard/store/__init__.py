@@ -1,0 +1,1 @@
+"""SQLModel tables and the engine. The database is the source of truth."""
