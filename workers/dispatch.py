@@ -1,0 +1,28 @@
+"""dispatch queue: one request -> its provider -> a stored result (transient errors retried)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from switchyard.config import get_settings
+from switchyard.pipeline.dispatch import Done, dispatch_request
+from workers import runtime
+from workers.app import app
+from workers.limits import RedisLimiter
+from workers.submit import enqueue_finalize
+
+
+@lru_cache(maxsize=1)
+def _limiter() -> RedisLimiter:
+    return RedisLimiter(runtime.redis_client())
+
+
+@app.task(name="switchyard.dispatch", bind=True, acks_late=True, max_retries=None)
+def dispatch(self, job_id: str, request_id: int) -> str:  # type: ignore[no-untyped-def]
+    outcome = dispatch_request(get_settings(), request_id, catalog=runtime.catalog(), limiter=_limiter())
+    if isinstance(outcome, Done):
+        if outcome.finalize:
+            enqueue_finalize(job_id)
+        return outcome.state
+    # Same task id on retry: the core already counted the attempt and capped the total.
+    raise self.retry(countdown=outcome.countdown, max_retries=None)

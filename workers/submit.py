@@ -1,0 +1,26 @@
+"""Enqueueing with deterministic task ids, so a repeated enqueue is recognisable as such."""
+
+from __future__ import annotations
+
+from switchyard.config import get_settings
+from switchyard.store.db import session_scope
+from switchyard.store.models import Job
+from workers.app import app
+
+
+def enqueue_job(job_id: str) -> int:
+    """Enqueue every gpu shard of a stored job. Returns the number of shards."""
+    with session_scope(get_settings()) as s:
+        job = s.get(Job, job_id)
+        n = job.n_shards if job else 0
+    for shard in range(n):
+        app.send_task("switchyard.tag_and_route", args=[job_id, shard], task_id=f"{job_id}:shard:{shard}")
+    return n
+
+
+def enqueue_dispatch(job_id: str, request_id: int, custom_id: str) -> None:
+    app.send_task("switchyard.dispatch", args=[job_id, request_id], task_id=f"{job_id}:{custom_id}")
+
+
+def enqueue_finalize(job_id: str) -> None:
+    app.send_task("switchyard.finalize", args=[job_id], task_id=f"{job_id}:finalize")

@@ -1,0 +1,20 @@
+"""gpu queue: tag and route one shard in a single batch, then enqueue its dispatches."""
+
+from __future__ import annotations
+
+from switchyard.config import get_settings
+from switchyard.pipeline.tag_and_route import route_shard
+from workers import runtime
+from workers.app import app
+from workers.submit import enqueue_dispatch, enqueue_finalize
+
+
+@app.task(name="switchyard.tag_and_route", bind=True, acks_late=True, max_retries=None)
+def tag_and_route(self, job_id: str, shard: int) -> int:  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    result = route_shard(settings, job_id, shard, catalog=runtime.catalog())
+    for request_id, custom_id in result.to_dispatch:
+        enqueue_dispatch(job_id, request_id, custom_id)
+    if result.finalize:
+        enqueue_finalize(job_id)
+    return len(result.to_dispatch)
