@@ -11,4 +11,9 @@ app.conf.beat_schedule = {
         "schedule": get_settings().refresh_interval_s,
         "options": {"queue": "maintenance", "expires": get_settings().refresh_interval_s},
     },
+    "expire-jobs": {
+        "task": "switchyard.expire_jobs",
+        "schedule": 60.0,
+        "options": {"queue": "maintenance", "expires": 60.0},
+    },
 }

@@ -12,10 +12,10 @@ import os
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from switchyard.errors import ConfigError, UnknownModel
 
@@ -24,7 +24,8 @@ class ProviderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: Literal["openai", "transformers", "replay"]
+    # A built-in kind, or a plugin given as "package.module:ProviderClass".
+    kind: Literal["openai", "transformers", "replay"] | Annotated[str, StringConstraints(pattern=r"^[\w.]+:\w+$")]
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the env var holding the key; never the key")
     max_concurrency: int = Field(16, ge=1, description="in-flight calls across all dispatch workers")

@@ -34,11 +34,32 @@ class Settings(BaseSettings):
     exploration_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of decisions Thompson-sampled")
     vocab_threshold: float = Field(0.6, description="cosine needed to align a tag to the vocabulary")
 
+    # --- Arch-Router, Tryage, GLIDER (switchyard/routing/{arch,tryage,glider}.py) -----
+    arch_backend: str = Field("embedding", description="Arch-Router backend: embedding | hf | openai")
+    arch_model: str = Field("katanemo/Arch-Router-1.5B", description="hf: local checkpoint dir; openai: model name")
+    arch_base_url: str | None = Field(None, description="openai backend: e.g. http://localhost:11434/v1")
+    arch_api_key_env: str | None = Field(None, description="openai backend: env var holding the key")
+    arch_token_budget: int = Field(2048, ge=1, description="conversation tokens the router prompt may hold")
+    arch_threshold: float = Field(0.10, description="embedding backend: best-route cosine below this = other")
+    arch_max_new_tokens: int = Field(32, ge=1, description="hf/openai backends: tokens of the router's reply")
+    arch_timeout_s: float = Field(30.0, gt=0, description="openai backend: per-call timeout")
+    tryage_flags: dict[str, float] = Field(default_factory=lambda: {"cost": 1.0},
+                                           description="Tryage flags when a request gives none")
+    glider_alpha: float = Field(0.1, description="GLIDER: weight of cos(query, key) added to base scores")
+    glider_keys: str = Field("auto", description="GLIDER keys: auto (catalog text, else train) | catalog | train")
+
     # --- scoring (TagScorer) ------------------------------------------------------
     s_win: float = 1.0
     s_tie: float = 0.15
     s_loss: float = -1.0
     refresh_interval_s: float = Field(300.0, description="beat period of refresh_scores")
+    refresh_holdout_frac: float = Field(0.2, ge=0.0, lt=1.0,
+                                        description="newest share of new outcomes held back to gate promotion")
+    refresh_min_holdout: int = Field(20, ge=1, description="fewer held-back outcomes than this: promote ungated")
+    refresh_tolerance: float = Field(0.01, ge=0.0, description="relative error increase still 'not worse'")
+    refresh_settle_s: float = Field(2.0, ge=0.0, description="outcomes younger than this wait for the next "
+                                    "refresh (a later sequence number may commit first)")
+    refresh_lock_s: float = Field(600.0, gt=0, description="a refresh lock older than this is taken over")
 
     # --- the job pipeline ---------------------------------------------------------
     batch_size: int = Field(64, ge=1, le=4096, description="requests per gpu shard")
@@ -52,8 +73,20 @@ class Settings(BaseSettings):
     retry_max_s: float = Field(60.0, description="cap on one retry delay")
     provider_timeout_s: float = 120.0
     visibility_timeout_s: int = Field(3600, description="Redis redelivery timeout; must exceed the longest batch")
+    redelivery_check_s: float = Field(30.0, gt=0, description="how often workers look for unacked tasks "
+                                      "past the visibility timeout (kombu's default scans only every 100 s)")
     default_max_tokens: int = Field(256, description="max_tokens when a request gives none")
     worker_log_level: str = "WARNING"
+
+    # --- the HTTP API -------------------------------------------------------------
+    max_upload_bytes: int = Field(200 * 1024 * 1024, description="largest accepted batch input file")
+    max_upload_lines: int = Field(50_000, description="most lines in one batch input file (OpenAI's limit)")
+    max_chat_body_bytes: int = Field(2 * 1024 * 1024, description="largest /v1/chat/completions body")
+    interactive_max_batch: int = Field(32, ge=1, description="chat requests coalesced into one tagging batch")
+    interactive_max_wait_ms: float = Field(10.0, ge=0, description="how long a chat batch waits to fill up")
+    chat_timeout_s: float = Field(600.0, description="how long /v1/chat/completions waits for its answer")
+    torch_threads: int | None = Field(None, ge=1, description="CPU threads per process for model code; "
+                                      "unset = torch's default (the embedded mode splits the cores)")
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ and stop all of them on exit, Ctrl-C included. Nothing here imports Celery.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,6 +86,11 @@ class EmbeddedRedis:
         self.proc = None
 
 
+def beat_command(data_dir: Path, loglevel: str = "WARNING") -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "scheduler.beat", "beat", "--loglevel", loglevel,
+            "--schedule", str(data_dir / "beat-schedule")]
+
+
 def worker_command(queues: str, *, pool: str, concurrency: int, name: str, loglevel: str = "WARNING") -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues, "-P", pool,
             "-c", str(concurrency), "-n", f"{name}@%h", "-E", "--without-gossip", "--without-mingle",
@@ -93,54 +99,118 @@ def worker_command(queues: str, *, pool: str, concurrency: int, name: str, logle
 
 @dataclass
 class Embedded:
-    """Embedded Redis + worker processes, for one CLI run."""
+    """Embedded Redis + worker processes, for one CLI run (or one test)."""
 
     settings: Settings
     redis: EmbeddedRedis = field(init=False)
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.redis = EmbeddedRedis(Path(self.settings.data_dir).resolve())
+        self.data_dir = Path(self.settings.data_dir).resolve()
+        self.redis = EmbeddedRedis(self.data_dir)
+
+    @property
+    def workers(self) -> list[subprocess.Popen[bytes]]:
+        return list(self.procs.values())
+
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir / "embedded.pids"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env["SWITCHYARD_DATA_DIR"] = str(Path(self.settings.data_dir).resolve())
+        env["SWITCHYARD_DATA_DIR"] = str(self.data_dir)
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # Two model processes share this machine's cores: give each half, not all (see compute.py).
+        env.setdefault("SWITCHYARD_TORCH_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
         return env
 
-    def start(self, *, gpu: bool = True, dispatch: bool = True) -> Embedded:
-        self.redis.start()
-        log = (Path(self.settings.data_dir).resolve() / "workers.log").open("ab")
+    def command(self, name: str) -> list[str]:
         s = self.settings
-        cmds = []
-        if gpu:
-            cmds.append(worker_command("gpu", pool="prefork", concurrency=s.gpu_concurrency, name="gpu",
-                                       loglevel=s.worker_log_level))
-        if dispatch:
-            cmds.append(worker_command("dispatch,maintenance", pool="threads", concurrency=s.dispatch_concurrency,
-                                       name="dispatch", loglevel=s.worker_log_level))
-        for cmd in cmds:
-            # Own session: Ctrl-C in the terminal reaches only us; we stop them in order.
-            self.workers.append(subprocess.Popen(cmd, env=self.env(), stdout=log, stderr=log,
-                                                 start_new_session=True))
+        if name == "gpu":
+            return worker_command("interactive,gpu", pool="prefork", concurrency=s.gpu_concurrency, name="gpu",
+                                  loglevel=s.worker_log_level)
+        if name.startswith("dispatch"):  # "dispatch", "dispatch2" ...: more dispatch workers
+            return worker_command("maintenance,dispatch", pool="threads", concurrency=s.dispatch_concurrency,
+                                  name=name, loglevel=s.worker_log_level)
+        if name == "beat":
+            return beat_command(self.data_dir, s.worker_log_level)
+        raise ValueError(f"unknown embedded process {name!r}")
+
+    def start(self, *, gpu: bool = True, dispatch: bool = True, beat: bool = False) -> Embedded:
+        reaped = self.reap_stale()
+        if not self.settings.broker_url:  # an external broker needs no embedded Redis
+            self.redis.start()
+            if reaped:  # the dead run's provider slots died with it: free them now, not at lease expiry
+                client = redis.Redis(unix_socket_path=str(self.redis.socket))
+                for key in client.scan_iter("switchyard:inflight:*"):
+                    client.delete(key)
+        for name, wanted in (("gpu", gpu), ("dispatch", dispatch), ("beat", beat)):
+            if wanted:
+                self.start_process(name)
         return self
 
+    def start_process(self, name: str) -> subprocess.Popen[bytes]:
+        """(Re)start one named process; its own session, so Ctrl-C in the terminal reaches only us."""
+        log = (self.data_dir / "workers.log").open("ab")
+        proc = subprocess.Popen(self.command(name), env=self.env(), stdout=log, stderr=log, start_new_session=True)
+        self.procs[name] = proc
+        self._write_pids()
+        return proc
+
+    def _write_pids(self) -> None:
+        pids = [p.pid for p in self.procs.values()] + ([self.redis.proc.pid] if self.redis.proc else [])
+        self.pidfile.write_text("\n".join(str(p) for p in pids) + "\n")
+
+    def reap_stale(self) -> bool:
+        """Stop what a crashed earlier run (SIGKILLed CLI) left behind on this data dir: its
+        workers would otherwise keep consuming, and its Redis would hold the socket."""
+        if not self.pidfile.exists():
+            return False
+        for line in self.pidfile.read_text().split():
+            pid = int(line)
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # gone already
+            if "celery" in cmdline or "redis-server" in cmdline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        self.pidfile.unlink(missing_ok=True)
+        self.redis.socket.unlink(missing_ok=True)
+        return True
+
     def alive(self) -> bool:
-        return all(w.poll() is None for w in self.workers)
+        return all(w.poll() is None for w in self.procs.values())
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        for w in self.workers:
+        for w in self.procs.values():
             if w.poll() is None:
                 w.send_signal(signal.SIGTERM)  # warm shutdown: unacked work goes back to the queue
         deadline = time.monotonic() + timeout_s
-        for w in self.workers:
+        for w in self.procs.values():
             try:
                 w.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(w.pid, signal.SIGKILL)
                 w.wait()
-        self.workers.clear()
+            with contextlib.suppress(ProcessLookupError):  # orphaned pool children of a killed main
+                os.killpg(w.pid, signal.SIGKILL)
+        self.procs.clear()
         self.redis.stop()
+        self.pidfile.unlink(missing_ok=True)
 
     def __enter__(self) -> Embedded:
         return self.start()

@@ -33,6 +33,10 @@ class Embedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        from switchyard.compute import configure_torch
+
+        configure_torch()
+
         path = str(model_dir or default_model_dir())
         # Device chosen once: CUDA when present, else CPU.
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -91,6 +91,12 @@ class InputError(PermanentError):
         return f"{where}{':' if where else ''}{field} {self.message}".strip()
 
 
+class PayloadTooLarge(InputError):
+    """An upload or body over the configured size or line limits."""
+
+    code = "payload_too_large"
+
+
 class DatasetError(InputError):
     code = "invalid_dataset"
 

@@ -110,7 +110,13 @@ def _check_body(obj: dict[str, Any]) -> tuple[str, list[dict[str, Any]], dict[st
         if not isinstance(model, str):
             raise _Bad("must be a string", "model")
         messages = [{"role": "user", "content": prompt}]
-        return model, messages, {"model": model, "messages": messages}
+        short: dict[str, Any] = {"model": model, "messages": messages}
+        if "max_tokens" in obj:
+            mt = obj["max_tokens"]
+            if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
+                raise _Bad("must be a positive integer", "max_tokens")
+            short["max_tokens"] = mt
+        return model, messages, short
     if obj.get("method", "POST") != "POST":
         raise _Bad(f"method must be 'POST', not {obj.get('method')!r}", "method")
     if obj.get("url", ENDPOINT) != ENDPOINT:

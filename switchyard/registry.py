@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -34,6 +35,8 @@ class Registry(Generic[T]):
         return name in self._factories
 
     def create(self, name: str, **kwargs: object) -> T:
+        if ":" in name and name not in self._factories:  # a plugin: "package.module:Factory"
+            return self._import(name)(**kwargs)
         try:
             factory = self._factories[name]
         except KeyError:
@@ -41,3 +44,12 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
         return factory(**kwargs)
+
+    def _import(self, path: str) -> Callable[..., T]:
+        module, _, attr = path.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise UnknownRegistryKey(f"cannot load {self.kind} plugin {path!r}: {e}") from None
+        self._factories[path] = factory
+        return factory

@@ -29,11 +29,17 @@ Score of a cell
     ``score(M, t) = w_t * rate(M, t)``, the paper's ``w_t * (n_win s_win + n_tie
     s_tie + n_loss s_loss)`` with the counts turned into a shrunk rate.
 
-Tag weight ``w_t``
+Tag weight ``w_t`` (a frequency weight; ``weighting`` in the config)
     ``idf`` (default): ``w_t = log(1 + N / n_t)`` with ``N`` the number of outcomes
     overall and ``n_t`` those under ``t``; a tag present on every prompt (it says
     nothing about the prompt) weighs ``log 2``, a tag on 1% of the prompts
-    ``log 101``. ``uniform``: every tag weighs 1.
+    ``log 101``. The opposite view, that a frequent tag's rate is the better
+    estimated one, gives ``log_count``: ``w_t = log(1 + n_t / M)`` (``n_t / M`` is
+    about the number of prompts with the tag, M models), and ``evidence``:
+    ``w_t = (n_t / M) / (n_t / M + k)``, the share of the cell's rate that is data
+    rather than prior. ``uniform``: every tag weighs 1. Which one routes best depends
+    on the tagger and the data; ``benchmarks/eval_all.py`` picks it per dataset by
+    cross-validation on the train split (docs/evaluation.md).
 
 Aggregation
     ``S(M, q) = sum_t score(M, t)`` over the request's known tags. The decider works
@@ -50,7 +56,8 @@ Uncertainty (for exploration)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -70,7 +77,7 @@ class ScorerConfig:
     s_tie: float = 0.15
     s_loss: float = -1.0
     prior_strength: float = 20.0  # k: pseudo-outcomes at the model's global rate
-    weighting: Literal["idf", "uniform"] = "idf"
+    weighting: Literal["idf", "uniform", "evidence", "log_count"] = "idf"
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ScorerConfig:
@@ -146,10 +153,50 @@ class TagCounts:
             vals *= np.asarray(weight, dtype=np.float64)[:, None]
         self._scatter(tags, models, vals)
 
+    def add_outcomes(self, rows: Iterable[Mapping[str, Any] | Any], *,
+                     thresholds: tuple[float, float] | None = None) -> int:
+        """Count outcome rows, each ``{"tags": [...], "model": str, "verdict": "win"|"tie"|"loss"|None,
+        "quality": float|None}`` (a mapping or an object with those attributes; ``weight``
+        optional, default 1). Returns how many rows counted something.
+
+        ``thresholds=(lo, hi)`` maps a scalar quality to a verdict instead of a soft one:
+        ``q >= hi`` wins, ``q < lo`` loses, anything between ties (:func:`quality_verdict`).
+        A row with both counts once, as its verdict. Rows with neither (or an unknown
+        verdict such as ``"unparseable"``) count nothing.
+        """
+        tags: list[list[str]] = []
+        models: list[str] = []
+        verdicts: list[str | None] = []
+        quality: list[float | None] = []
+        weights: list[float] = []
+        for row in rows:
+            get = row.get if isinstance(row, Mapping) else (lambda k, d=None, r=row: getattr(r, k, d))
+            model = get("model")
+            if not model:
+                continue
+            v, q = get("verdict"), get("quality")
+            q = None if q is None or not math.isfinite(float(q)) else float(q)
+            if VERDICTS.get(v or "") is not None:
+                q = None  # one outcome counts once: a verdict beats a quality
+            elif q is not None and thresholds is not None:
+                v, q = quality_verdict(q, *thresholds), None
+            else:
+                v = None
+            if v is None and q is None:
+                continue
+            tags.append([str(t) for t in (get("tags") or [])])
+            models.append(str(model))
+            verdicts.append(v)
+            quality.append(q)
+            weights.append(float(get("weight", 1.0) if get("weight", 1.0) is not None else 1.0))
+        if models:
+            self.add(tags, models, verdicts=verdicts, quality=quality, weight=weights)
+        return len(models)
+
     def add_matrix(self, tags: Sequence[Sequence[str]], models: Sequence[str], quality: np.ndarray) -> None:
         """Count a dense [N, M] quality matrix (NaN = unknown) of N prompts with ``tags``."""
         rows, cols = np.nonzero(np.isfinite(quality))
-        self.add([tags[i] for i in rows], [models[j] for j in cols], quality=quality[rows, cols])
+        self.add([tags[i] for i in rows.tolist()], [models[j] for j in cols.tolist()], quality=quality[rows, cols])
 
     def _scatter(self, tags: Sequence[Sequence[str]], models: Sequence[str], vals: np.ndarray) -> None:
         self._ensure((t for ts in tags for t in ts), models)
@@ -177,7 +224,8 @@ class TagCounts:
     def to_cells(self) -> list[dict[str, Any]]:
         t, m = np.nonzero(self.arr.any(axis=2))
         return [{"tag": self.tags[i], "model": self.models[j],
-                 **{f: float(self.arr[i, j, k]) for k, f in enumerate(COUNT_FIELDS)}} for i, j in zip(t, m, strict=True)]
+                 **{f: float(self.arr[i, j, k]) for k, f in enumerate(COUNT_FIELDS)}}
+                for i, j in zip(t, m, strict=True)]
 
     @classmethod
     def from_cells(cls, cells: Iterable[dict[str, Any]]) -> TagCounts:
@@ -195,6 +243,13 @@ class TagCounts:
         return float(self.arr[0, :, [_WIN, _TIE, _LOSS, _QCOUNT]].sum())
 
 
+def quality_verdict(q: float, lo: float, hi: float) -> str:
+    """A scalar quality as a verdict: ``win`` at ``q >= hi``, ``loss`` below ``lo``, else ``tie``."""
+    if lo > hi:
+        raise ValueError(f"thresholds must have lo <= hi, got ({lo}, {hi})")
+    return "win" if q >= hi else "loss" if q < lo else "tie"
+
+
 def pairwise_verdicts(quality: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """Map a dense [N, M] quality matrix to fractional pairwise verdicts. Shape: [N, M, 3].
 
@@ -210,7 +265,7 @@ def pairwise_verdicts(quality: np.ndarray, margin: float = 0.0) -> np.ndarray:
     pair &= ~np.eye(quality.shape[1], dtype=bool)[None]
     opponents = pair.sum(axis=2, keepdims=True).astype(np.float64)
     out = np.stack([(diff > margin) & pair, (np.abs(diff) <= margin) & pair, (diff < -margin) & pair], axis=-1)
-    return np.divide(out.sum(axis=2), opponents, out=np.zeros(out.shape[:2] + (3,)), where=opponents > 0)
+    return np.divide(out.sum(axis=2), opponents, out=np.zeros((*out.shape[:2], 3)), where=opponents > 0)
 
 
 # --- the table -----------------------------------------------------------------------
@@ -318,6 +373,20 @@ class ScoreTable:
         return table
 
 
+def _tag_weights(kind: str, tag_n: np.ndarray, total: float, n_models: int, k: float) -> np.ndarray:
+    """``w_t`` from the tag's outcome count ``n_t`` (all models) and the total ``N``."""
+    if kind == "idf":
+        return np.log1p(total / np.maximum(tag_n, 1.0))
+    per_model = tag_n / max(int(n_models), 1)  # prompts seen with the tag, roughly
+    if kind == "evidence":
+        return per_model / (per_model + k)
+    if kind == "log_count":
+        return np.log1p(per_model)
+    if kind == "uniform":
+        return np.ones(len(tag_n))
+    raise ValueError(f"unknown tag weighting {kind!r}; use idf, uniform, evidence or log_count")
+
+
 class TagScorer:
     """Counts -> :class:`ScoreTable`, with the rewards, shrinkage and weights of a :class:`ScorerConfig`."""
 
@@ -343,7 +412,7 @@ class TagScorer:
         rate = (t_reward + k * g_rate[None, :]) / (t_n + k)
         total = max(float(g_n.sum()), 1.0)
         tag_n = t_n.sum(axis=1)
-        weight = np.log1p(total / np.maximum(tag_n, 1.0)) if c.weighting == "idf" else np.ones(len(tag_n))
+        weight = _tag_weights(c.weighting, tag_n, total, (g_n > 0).sum(), k)
         return ScoreTable(
             tags=counts.tags[1:], models=list(counts.models), rate=rate, weight=weight,
             std=c.sigma / np.sqrt(t_n + k), n=t_n, global_rate=g_rate, global_std=c.sigma / np.sqrt(g_n + k),
@@ -370,9 +439,38 @@ def cheapest_within(scores: np.ndarray, costs: np.ndarray, eligible: np.ndarray,
     tol = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), (scores.shape[0],))
     s = np.where(eligible, scores, -np.inf)
     best = s.max(axis=1, initial=-np.inf)
-    cand = eligible & (s >= (best - tol)[:, None])
+    cand = eligible & (s >= (best - tol - 1e-12)[:, None])  # 1e-12: equal scores up to rounding tie
     c = np.where(cand, costs, np.inf)
     cmin = c.min(axis=1, initial=np.inf)
     tied = cand & (c <= cmin[:, None] * (1 + 1e-9) + 1e-15)
     pick = np.where(tied, s, -np.inf).argmax(axis=1)
     return np.where(eligible.any(axis=1), pick, -1)
+
+
+def theta_grid(scores: np.ndarray, spread: float, n: int = 21) -> list[float]:
+    """Knob values (θ, in units of ``spread``) that span a policy's whole cost range.
+
+    ``scores`` [N, M] are the policy's scores on its own **train** prompts (NaN =
+    unknown). A model is given up for a cheaper one once θ exceeds its gap to the row's
+    best, so the gaps ``(best - s) / spread`` are exactly where decisions change. The
+    grid is their quantiles from the largest (every prompt goes to its cheapest model)
+    down to 0 (every prompt to its best-scored model): ``n`` values, largest first, so
+    the sweep covers the cost axis evenly in prompts rather than in θ.
+    """
+    s = np.where(np.isfinite(scores), scores, np.nan)
+    with np.errstate(invalid="ignore"):
+        best = np.nanmax(s, axis=1, keepdims=True)
+    gaps = ((best - s) / max(spread, 1e-12))[np.isfinite(s)]
+    gaps = gaps[gaps > 0]
+    n = max(int(n), 2)
+    if gaps.size == 0:
+        return [float(x) for x in np.linspace(1.0, 0.0, n) ** 2]
+    top = float(gaps.max()) * (1 + 1e-6) + 1e-9
+    qs = np.quantile(np.concatenate([gaps, [top]]), np.linspace(1.0, 0.0, n))
+    qs[0], qs[-1] = top, 0.0
+    qs = np.unique(np.round(qs, 12))
+    if len(qs) < n:  # coarse scores share gaps: top up from an even grid, so there are exactly n values
+        extra = np.setdiff1d(np.round(top * np.linspace(1.0, 0.0, 4 * n) ** 2, 12), qs)
+        pick = np.linspace(0, len(extra) - 1, min(n - len(qs), len(extra))).round().astype(int)
+        qs = np.unique(np.concatenate([qs, extra[np.unique(pick)]]))
+    return [float(x) for x in qs[::-1]]

@@ -16,7 +16,7 @@ from kombu import Queue
 
 from switchyard.config import Settings, get_settings
 
-QUEUES = ("gpu", "dispatch", "maintenance")
+QUEUES = ("interactive", "gpu", "dispatch", "maintenance")
 
 
 def embedded_socket(settings: Settings) -> Path:
@@ -29,21 +29,33 @@ def broker_url(settings: Settings) -> str:
 
 
 # Task modules are imported by the worker at start (producers only send by name).
-app = Celery("switchyard", include=["workers.tag_and_route", "workers.dispatch", "workers.finalize"])
+app = Celery("switchyard", include=["workers.tag_and_route", "workers.dispatch", "workers.finalize",
+                                        "scheduler.refresh_scores", "scheduler.expire_jobs",
+                                        "workers.train"])
 
 
 def configure(settings: Settings | None = None) -> Celery:
     """Apply settings to the shared app (reads the environment, never argv)."""
     settings = settings or get_settings()
+    url = broker_url(settings)
+    if app.conf.broker_url != url and app._pool is not None:
+        # Settings changed in this process (tests, `run` after `--broker`): drop pooled
+        # connections to the old broker so the next send goes to the new one.
+        app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
     app.conf.update(
-        broker_url=broker_url(settings),
+        broker_url=url,
         task_queues=[Queue(q) for q in QUEUES],
         task_default_queue="maintenance",
         task_routes={
             "switchyard.tag_and_route": {"queue": "gpu"},
+            "switchyard.route_interactive": {"queue": "interactive"},
             "switchyard.dispatch": {"queue": "dispatch"},
             "switchyard.finalize": {"queue": "maintenance"},
             "switchyard.refresh_scores": {"queue": "maintenance"},
+            "switchyard.expire_jobs": {"queue": "maintenance"},
+            "switchyard.train_policy": {"queue": "maintenance"},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -55,10 +67,31 @@ def configure(settings: Settings | None = None) -> Celery:
         worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # ride out a broker restart instead of exiting
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        # Queues are polled in the order a worker lists them (-Q interactive,gpu), so chat traffic
+        # always goes before bulk shards; within a queue, priority 0 (interactive dispatches)
+        # goes before the default 5 (bulk).
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s,
+                                  "queue_order_strategy": "priority", "priority_steps": list(range(10)),
+                                  # Redelivery after the visibility timeout: scan for expired unacked
+                                  # tasks every redelivery_check_s, unthrottled.
+                                  "unacked_restore_interval": settings.redelivery_check_s,
+                                  "unacked_restore_throttle": 1,
+                                  # The restore scan holds a Redis lock for milliseconds, but a worker
+                                  # SIGKILLed while holding it (a poison request) would block every
+                                  # redelivery for kombu's default 300 s. Restores are WATCH
+                                  # transactions, so an overlapping scan cannot duplicate a message.
+                                  "unacked_mutex_expire": max(5, int(2 * settings.redelivery_check_s))},
+        task_default_priority=5,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
+    return app
+
+
+def producer() -> Celery:
+    """The app, reconfigured first if the settings now name another broker."""
+    if app.conf.broker_url != broker_url(get_settings()):
+        configure()
     return app
 
 

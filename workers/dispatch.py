@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from celery import Task
+
 from switchyard.config import get_settings
 from switchyard.pipeline.dispatch import Done, dispatch_request
 from workers import runtime
@@ -14,11 +16,13 @@ from workers.submit import enqueue_finalize
 
 @lru_cache(maxsize=1)
 def _limiter() -> RedisLimiter:
-    return RedisLimiter(runtime.redis_client())
+    # A slot is held for one provider call, which the timeout bounds: a killed worker's leases
+    # lapse soon after, instead of starving the provider for minutes.
+    return RedisLimiter(runtime.redis_client(), lease_s=get_settings().provider_timeout_s + 30)
 
 
 @app.task(name="switchyard.dispatch", bind=True, acks_late=True, max_retries=None)
-def dispatch(self, job_id: str, request_id: int) -> str:  # type: ignore[no-untyped-def]
+def dispatch(self: Task, job_id: str, request_id: int) -> str:
     outcome = dispatch_request(get_settings(), request_id, catalog=runtime.catalog(), limiter=_limiter())
     if isinstance(outcome, Done):
         if outcome.finalize:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from switchyard.config import get_settings
 from switchyard.store.db import session_scope
 from switchyard.store.models import Job
-from workers.app import app
+from workers.app import producer
 
 
 def enqueue_job(job_id: str) -> int:
@@ -14,13 +14,23 @@ def enqueue_job(job_id: str) -> int:
         job = s.get(Job, job_id)
         n = job.n_shards if job else 0
     for shard in range(n):
-        app.send_task("switchyard.tag_and_route", args=[job_id, shard], task_id=f"{job_id}:shard:{shard}")
+        enqueue_shard(job_id, shard)
     return n
 
 
-def enqueue_dispatch(job_id: str, request_id: int, custom_id: str) -> None:
-    app.send_task("switchyard.dispatch", args=[job_id, request_id], task_id=f"{job_id}:{custom_id}")
+def enqueue_shard(job_id: str, shard: int) -> None:
+    producer().send_task("switchyard.tag_and_route", args=[job_id, shard], task_id=f"{job_id}:shard:{shard}")
+
+
+def enqueue_dispatch(job_id: str, request_id: int, custom_id: str, *, interactive: bool = False) -> None:
+    producer().send_task("switchyard.dispatch", args=[job_id, request_id], task_id=f"{job_id}:{custom_id}",
+                         priority=0 if interactive else 5)
+
+
+def enqueue_interactive(job_id: str) -> None:
+    producer().send_task("switchyard.route_interactive", args=[job_id], task_id=f"{job_id}:interactive",
+                         priority=0)
 
 
 def enqueue_finalize(job_id: str) -> None:
-    app.send_task("switchyard.finalize", args=[job_id], task_id=f"{job_id}:finalize")
+    producer().send_task("switchyard.finalize", args=[job_id], task_id=f"{job_id}:finalize")

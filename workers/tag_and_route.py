@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from celery import Task
+
 from switchyard.config import get_settings
+from switchyard.pipeline.tag_and_route import route_interactive as route_chat
 from switchyard.pipeline.tag_and_route import route_shard
 from workers import runtime
 from workers.app import app
@@ -10,7 +13,7 @@ from workers.submit import enqueue_dispatch, enqueue_finalize
 
 
 @app.task(name="switchyard.tag_and_route", bind=True, acks_late=True, max_retries=None)
-def tag_and_route(self, job_id: str, shard: int) -> int:  # type: ignore[no-untyped-def]
+def tag_and_route(self: Task, job_id: str, shard: int) -> int:
     settings = get_settings()
     result = route_shard(settings, job_id, shard, catalog=runtime.catalog())
     for request_id, custom_id in result.to_dispatch:
@@ -18,3 +21,12 @@ def tag_and_route(self, job_id: str, shard: int) -> int:  # type: ignore[no-unty
     if result.finalize:
         enqueue_finalize(job_id)
     return len(result.to_dispatch)
+
+
+@app.task(name="switchyard.route_interactive", bind=True, acks_late=True, max_retries=None)
+def route_interactive(self: Task, job_id: str) -> int:
+    # Interactive chat: coalesced with other waiting chat requests into one tagging batch.
+    routed = route_chat(get_settings(), job_id, catalog=runtime.catalog())
+    for owner_job, request_id, custom_id in routed:
+        enqueue_dispatch(owner_job, request_id, custom_id, interactive=True)
+    return len(routed)

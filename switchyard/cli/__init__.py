@@ -18,6 +18,7 @@ _COMMAND_MODULES = [
     "switchyard.cli.scores",  # scores import|list|show|diff|rollback, feedback
     "switchyard.cli.evaluate",  # eval
     "switchyard.cli.route",  # route, train
+    "switchyard.cli.serve",  # serve, keys
 ]
 
 

@@ -133,6 +133,8 @@ def write_results(settings: Settings, job_id: str, out: Path, errors: Path) -> N
     from switchyard.pipeline.control import get_job
     from switchyard.pipeline.finalize import write_files
 
+    out.parent.mkdir(parents=True, exist_ok=True)
+    errors.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fo, errors.open("w", encoding="utf-8") as fe:
         rendered = write_files(settings, job_id, fo, fe)
     job = get_job(settings, job_id)
@@ -194,16 +196,14 @@ def jobs_resume(
 ) -> None:
     """Finish a job whose run was interrupted, without redoing stored results."""
     from switchyard.pipeline.control import resume_plan
-    from workers.submit import enqueue_dispatch, enqueue_finalize
-    from workers.app import app as celery_app
+    from workers.submit import enqueue_dispatch, enqueue_finalize, enqueue_shard
 
     settings = get_settings()
     try:
         with system(settings):
             plan = resume_plan(settings, job_id)
             for shard in plan.shards:
-                celery_app.send_task("switchyard.tag_and_route", args=[job_id, shard],
-                                     task_id=f"{job_id}:shard:{shard}")
+                enqueue_shard(job_id, shard)
             for request_id, custom_id in plan.dispatching:
                 enqueue_dispatch(job_id, request_id, custom_id)
             if plan.finalize:
@@ -217,7 +217,8 @@ def jobs_resume(
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="gpu | dispatch | maintenance (comma-separated)")] = "gpu",
+    queues: Annotated[str, typer.Option(help="interactive,gpu | maintenance,dispatch (comma-separated, "
+                                           "polled in this order)")] = "interactive,gpu",
     concurrency: Annotated[int | None, typer.Option(help="processes (gpu) or threads (dispatch)")] = None,
     loglevel: str = "INFO",
 ) -> None:
@@ -225,7 +226,7 @@ def worker(
     from switchyard.embedded import worker_command
 
     settings = get_settings()
-    threads = "gpu" not in queues.split(",")
+    threads = not {"gpu", "interactive"} & set(queues.split(","))
     conc = concurrency or (settings.dispatch_concurrency if threads else settings.gpu_concurrency)
     cmd = worker_command(queues, pool="threads" if threads else "prefork", concurrency=conc,
                          name=queues.replace(",", "-"), loglevel=loglevel)
@@ -235,6 +236,6 @@ def worker(
 @app.command()
 def beat(loglevel: str = "INFO") -> None:
     """The periodic scheduler (refresh_scores). Run exactly one per deployment."""
-    os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "scheduler.beat", "beat",
-                              "--loglevel", loglevel,
-                              "--schedule", str(Path(get_settings().data_dir).resolve() / "beat-schedule")])
+    from switchyard.embedded import beat_command
+
+    os.execv(sys.executable, beat_command(Path(get_settings().data_dir).resolve(), loglevel))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,26 @@ def cancel_job(settings: Settings, job_id: str) -> bool:
                               error={"code": "cancelled", "message": "the job was cancelled before this ran"}))
         bump_job(s, job_id, failed=int(n.rowcount))  # type: ignore[attr-defined]
         return mark_finalizing_if_done(s, job_id)
+
+
+def expire_overdue(settings: Settings, now: dt.datetime | None = None) -> list[str]:
+    """Jobs past their completion window: requests not yet sent to a provider end ``expired``
+    (they go to the error file); calls in flight finish. Returns the jobs to finalize now."""
+    now = now or utcnow()
+    to_finalize: list[str] = []
+    with session_scope(settings) as s:
+        overdue = list(s.exec(select(Job.id).where(col(Job.expires_at) < now,
+                                                   col(Job.status).not_in([str(x) for x in TERMINAL_JOB]))))
+        for job_id in overdue:
+            n = s.execute(update(Request).where(col(Request.job_id) == job_id,
+                                                col(Request.state).in_([RequestState.queued, RequestState.routed]))
+                          .values(state=RequestState.expired, finished_at=now,
+                                  error={"code": "expired", "message": "the batch's completion window ended "
+                                                                       "before this request ran"}))
+            bump_job(s, job_id, failed=int(n.rowcount))  # type: ignore[attr-defined]
+            if mark_finalizing_if_done(s, job_id):
+                to_finalize.append(job_id)
+    return to_finalize
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from switchyard.catalog import Catalog
 from switchyard.config import Settings
@@ -100,8 +100,15 @@ def _call(settings: Settings, req: Request, catalog: Catalog, limiter: Limiter,
         if not got:  # every slot busy across the fleet: come back soon, not an attempt
             _release(settings, req)
             return Retry(countdown=0.05 + 0.2 * (time.time() % 1), reason="provider at its concurrency limit")
+        # Waiting for a slot can take a while: a cancel or expiry in the meantime must win,
+        # or a job would keep calling its provider after "cancelling" (found by a fault test).
         with session_scope(settings) as s:
-            s.execute(update(Request).where(col(Request.id) == req.id).values(attempts=col(Request.attempts) + 1))
+            status = s.exec(select(Job.status).where(Job.id == req.job_id)).one()
+            if status not in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired):
+                s.execute(update(Request).where(col(Request.id) == req.id)
+                          .values(attempts=col(Request.attempts) + 1))
+        if status in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired):
+            return _fail(settings, req, RequestState.cancelled, "cancelled", f"the job was {status}")
         attempt = req.attempts + 1
         provider = provider_for(pconf.name) if provider_for else build_provider(pconf)
         started = time.perf_counter()
@@ -111,7 +118,7 @@ def _call(settings: Settings, req: Request, catalog: Catalog, limiter: Limiter,
             return _transient(settings, req, attempt, e)
         except PermanentError as e:
             return _fail(settings, req, RequestState.failed, e.code, e.message, {"attempts": attempt})
-        except Exception as e:  # noqa: BLE001 - an unknown provider bug must not loop forever
+        except Exception as e:
             return _transient(settings, req, attempt, SwitchyardError(f"{type(e).__name__}: {e}"))
     latency_ms = (time.perf_counter() - started) * 1000
     return _store(settings, req, catalog, result, attempt, latency_ms)

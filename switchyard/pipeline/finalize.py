@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from switchyard.config import Settings
@@ -84,10 +84,10 @@ def job_files_dir(settings: Settings, job_id: str) -> Path:
     return d
 
 
-def final_status(job: Job) -> JobStatus:
+def final_status(job: Job, n_expired: int = 0) -> JobStatus:
     if job.cancel_requested_at is not None:
         return JobStatus.cancelled
-    if job.expires_at is not None and utcnow() >= job.expires_at and job.n_succeeded + job.n_invalid < job.n_total:
+    if n_expired:  # the completion window closed before every request ran
         return JobStatus.expired
     if job.n_total == job.n_invalid:
         return JobStatus.failed  # nothing in the file was runnable (OpenAI: validation failed)
@@ -106,7 +106,10 @@ def finalize_job(settings: Settings, job_id: str) -> str | None:
         write_files(settings, job_id, out, err)
     tmp_out.replace(d / "output.jsonl")  # atomic: readers never see half a file
     tmp_err.replace(d / "errors.jsonl")
-    status = final_status(job)
+    with session_scope(settings) as s:
+        n_expired = s.exec(select(func.count()).select_from(Request).where(
+            Request.job_id == job_id, Request.state == RequestState.expired)).one()
+    status = final_status(job, int(n_expired))
     with session_scope(settings) as s:
         s.execute(update(Job).where(col(Job.id) == job_id, col(Job.status).not_in([str(x) for x in TERMINAL_JOB]))
                   .values(status=status, finished_at=utcnow(), output_path=str(d / "output.jsonl"),

@@ -43,7 +43,8 @@ def _request_row(job_id: str, r: ParsedLine | LineError, shard_of: dict[int, int
 def submit_job(settings: Settings, lines: Iterable[bytes], *, catalog: Catalog, input_name: str = "",
                policy: str | None = None, knob: float | None = None, owner: str | None = None,
                metadata: dict[str, Any] | None = None, budget_usd: float | None = None,
-               completion_window: dt.timedelta | None = None, job_id: str | None = None) -> JobPlan:
+               completion_window: dt.timedelta | None = None, job_id: str | None = None,
+               kind: str = "batch") -> JobPlan:
     """Validate every line, then store the job and its requests in one transaction."""
     known = set(policy_names())
     results = validate_lines(lines, catalog, max_prompt_tokens=settings.max_prompt_tokens,
@@ -54,7 +55,7 @@ def submit_job(settings: Settings, lines: Iterable[bytes], *, catalog: Catalog, 
     shard_of = {line: i for i, shard in enumerate(shards) for line in shard}
     job_id = job_id or new_job_id()
     now = utcnow()
-    job = Job(id=job_id, status=JobStatus.in_progress, owner=owner, input_name=input_name,
+    job = Job(id=job_id, kind=kind, status=JobStatus.in_progress, owner=owner, input_name=input_name,
               default_policy=policy or settings.policy, knob=knob if knob is not None else settings.knob,
               tagger=settings.tagger, budget_usd=budget_usd, metadata_=metadata or {},
               n_total=len(results), n_invalid=len(results) - len(valid), n_shards=len(shards),

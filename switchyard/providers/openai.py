@@ -63,7 +63,7 @@ class OpenAIProvider:
             headers = {}
             if self.config.api_key_env:
                 headers["Authorization"] = f"Bearer {os.environ.get(self.config.api_key_env, '')}"
-            client = httpx.Client(base_url=self.config.base_url.rstrip("/"), headers=headers,
+            client = httpx.Client(base_url=(self.config.base_url or "").rstrip("/"), headers=headers,
                                   transport=httpx.HTTPTransport(retries=0))
             self._local.client = client
         return client

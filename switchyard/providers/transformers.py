@@ -32,7 +32,7 @@ def resolve_source(source: str) -> tuple[str, str | None]:
         spec = importlib.util.find_spec(pkg)
         if spec is None or not spec.submodule_search_locations:
             raise ConfigError(f"package {pkg!r} is not installed; pip install {pkg.replace('_', '-')}")
-        directory = Path(list(spec.submodule_search_locations)[0])
+        directory = Path(next(iter(spec.submodule_search_locations)))
         if not (directory / fname).is_file():
             raise ConfigError(f"{fname} is not inside package {pkg!r} ({directory})")
         return str(directory), fname
@@ -72,6 +72,9 @@ class TransformersProvider:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            from switchyard.compute import configure_torch
+
+            configure_torch()
             path, gguf = resolve_source(self.source)
             kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {"local_files_only": True}
             # Device and dtype chosen once: bf16 on CUDA, fp32 on CPU (bf16 matmuls are slow on CPUs).
@@ -81,7 +84,8 @@ class TransformersProvider:
             tok.padding_side = "left"  # decoder-only batching: pad on the left
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs).to(self.device).eval()
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+            model = model.to(self.device).eval()  # type: ignore[arg-type]
             self._tokenizer, self._model = tok, model
             self._thread = threading.Thread(target=self._loop, name="transformers-generate", daemon=True)
             self._thread.start()
@@ -112,7 +116,7 @@ class TransformersProvider:
         for jobs in groups.values():
             try:
                 results = self.generate([j.call for j in jobs])
-            except Exception as e:  # noqa: BLE001 - surfaced to every waiting caller
+            except Exception as e:
                 for j in jobs:
                     j.future.set_exception(ProviderUnavailable(f"local generation failed: {e}"))
                 continue
@@ -133,7 +137,7 @@ class TransformersProvider:
         gen_kwargs: dict[str, Any] = {"max_new_tokens": max(c.max_tokens for c in calls), "do_sample": sample,
                                       "pad_token_id": tok.pad_token_id}
         if sample:
-            gen_kwargs["temperature"] = float(temperature)
+            gen_kwargs["temperature"] = float(temperature or 1.0)
             if calls[0].params.get("top_p") is not None:
                 gen_kwargs["top_p"] = float(calls[0].params["top_p"])
         with torch.inference_mode():

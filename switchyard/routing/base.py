@@ -10,6 +10,21 @@ eligible model). Learned policies also implement :class:`Trainable`.
 
 Policy names are registry keys, with two composite forms:
 ``fixed:<model>`` and ``glider+<base>`` (GLIDER similarity added to a base policy).
+
+Composition convention (:class:`ScoringPolicy`). A policy whose decision is
+"per-model scores, then a cost rule" splits ``decide_batch`` in two::
+
+    scores = policy.score_batch(requests, catalog, context)      # [B, M] over catalog.ids()
+    decisions = policy.decide_from_scores(requests, scores, catalog, context)
+
+Scores are higher-is-better and comparable across the models of one row (TagRouter's
+S, Tryage's and MF's predicted quality); NaN marks a model that is ineligible for, or
+unscorable on, that request and must never be chosen. ``decide_from_scores`` applies the
+policy's own knob and cost rule (TagRouter: cheapest within theta of the best; Tryage:
+argmax of score - lambda * penalty), so ``glider+<base>`` adds alpha * cos(query, key) to
+the base's scores and lets the base decide: the knob stays the base's, so the composite's
+eval curve overlays the base's. A base without these methods is composed through its
+decisions' ``ranked`` list instead (scores for every eligible model).
 """
 
 from __future__ import annotations
@@ -153,6 +168,19 @@ class Trainable(Protocol):
     def load(self, path: Path) -> None: ...
 
 
+@runtime_checkable
+class ScoringPolicy(Protocol):
+    """A policy that can expose its per-model scores (see the module docstring)."""
+
+    def score_batch(self, requests: Sequence[RouteRequest], catalog: Catalog,
+                    context: RoutingContext) -> np.ndarray:
+        """Per-model scores. Shape: [len(requests), len(catalog.ids())] float64, NaN = not choosable."""
+        ...
+
+    def decide_from_scores(self, requests: Sequence[RouteRequest], scores: np.ndarray, catalog: Catalog,
+                           context: RoutingContext) -> list[RouteDecision]: ...
+
+
 # --- helpers every policy uses -------------------------------------------------------
 def eligible_models(request: RouteRequest, catalog: Catalog) -> list[str]:
     """Catalog models this request may go to: available, allowed, not denied.
@@ -199,6 +227,8 @@ _MODULES = [
     "switchyard.routing.arch",
     "switchyard.routing.tryage",
     "switchyard.routing.glider",
+    "switchyard.routing.mf",
+    "switchyard.routing.cascade",
 ]
 
 
@@ -211,14 +241,21 @@ def _import_all() -> None:
                 raise
 
 
+_GLIDER_OPTIONS = ("alpha", "keys", "lead_words", "rewrite_model")
+
+
 def get_policy(name: str, **kwargs: Any) -> RoutingPolicy:
     """Build a policy by name: ``tagrouter``, ``fixed:<model>``, ``glider+tagrouter`` ..."""
     _import_all()
     if name.startswith("fixed:"):
         return policies.create("fixed", model=name.split(":", 1)[1], **kwargs)
     if name.startswith("glider+"):
+        # alpha (and GLIDER's own options) belong to GLIDER, everything else to the base policy
+        extra = {k: kwargs.pop(k) for k in _GLIDER_OPTIONS if kwargs.get(k) is not None}
+        for k in _GLIDER_OPTIONS:
+            kwargs.pop(k, None)
         base = get_policy(name.split("+", 1)[1], **kwargs)
-        return policies.create("glider", base=base)
+        return policies.create("glider", base=base, **extra)
     return policies.create(name, **kwargs)
 
 
@@ -242,7 +279,7 @@ def route_batch(requests: Sequence[RouteRequest], catalog: Catalog, context: Rou
         sub = [requests[i] for i in idx]
         try:
             decisions = get(name).decide_batch(sub, catalog, context)
-        except Exception as e:  # noqa: BLE001 - any policy failure becomes per-request fallbacks
+        except Exception as e:
             decisions = [fallback_decision(r, catalog, name, f"policy {name!r} failed: {e}") for r in sub]
         for i, d in zip(idx, decisions, strict=True):
             out[i] = d

@@ -33,7 +33,7 @@ from switchyard.routing.base import (
     fallback_decision,
     policies,
 )
-from switchyard.scoring import cheapest_within
+from switchyard.scoring import cheapest_within, theta_grid
 
 
 # --- batch helpers ----------------------------------------------------------------------
@@ -126,7 +126,7 @@ class CheapestPolicy:
 
     def decide_batch(self, requests: Sequence[RouteRequest], catalog: Catalog,
                      context: RoutingContext) -> list[RouteDecision]:
-        return [fallback_or(r, catalog, self.name, lambda ids: min(
+        return [fallback_or(r, catalog, self.name, lambda ids, r=r: min(
             ids, key=lambda m: (catalog.get(m).predicted_cost(r.input_tokens), m)), "cheapest eligible model")
             for r in requests]
 
@@ -229,10 +229,19 @@ class KnnPolicy:
         self.emb: np.ndarray | None = None  # [N, D] unit rows
         self.quality: np.ndarray | None = None  # [N, M]
         self.means: np.ndarray | None = None  # [M]
+        self._train_pred: np.ndarray | None = None  # [N, M] leave-one-out predictions, for knob_grid
         self._memo: dict[str, np.ndarray] = {}
 
     def knob_grid(self, n: int = 21) -> list[float]:
+        """After :meth:`fit`: quantiles of the leave-one-out train predictions' gaps
+        (:func:`~switchyard.scoring.theta_grid`, as tagrouter); before: 1 down to 0."""
+        if self._train_pred is not None and self.means is not None:
+            return theta_grid(self._train_pred, self._spread(list(range(len(self.models)))), n)
         return [float(x) for x in np.linspace(1.0, 0.0, max(n, 2))]
+
+    def _spread(self, cols: list[int]) -> float:
+        assert self.means is not None
+        return max(float(np.ptp(self.means[cols])) if cols else 0.0, 1e-6)
 
     def fit(self, train: TrainingSet, catalog: Catalog, context: RoutingContext) -> None:
         emb = train.embeddings
@@ -244,6 +253,7 @@ class KnnPolicy:
         with np.errstate(invalid="ignore"):
             self.means = np.nan_to_num(np.nanmean(self.quality, axis=0), nan=0.0)
         self._memo.clear()
+        self._train_pred = self._neighbour_means(self.emb, leave_one_out=True)
 
     def save(self, path: Path) -> None:
         if self.emb is None or self.quality is None:
@@ -262,19 +272,32 @@ class KnnPolicy:
         assert self.emb is not None and self.quality is not None and self.means is not None
         todo = [r for r in requests if r.id not in self._memo]
         if todo:
-            q = _unit(context.embed(todo).astype(np.float32))
-            k = min(self.k, len(self.emb))
-            for s in range(0, len(todo), self.chunk):  # chunks bound the [b, N] similarity matrix
-                sim = q[s:s + self.chunk] @ self.emb.T
-                nn = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-                nq = self.quality[nn]  # [b, k, M]
-                known = np.isfinite(nq)
-                cnt = known.sum(axis=1)
-                mean = np.where(known, nq, 0.0).sum(axis=1) / np.maximum(cnt, 1)
-                pred = np.where(cnt > 0, mean, self.means[None, :])
-                for r, row in zip(todo[s:s + self.chunk], pred, strict=True):
-                    self._memo[r.id] = row
+            pred = self._neighbour_means(_unit(context.embed(todo).astype(np.float32)))
+            for r, row in zip(todo, pred, strict=True):
+                self._memo[r.id] = row
         return np.stack([self._memo[r.id] for r in requests]) if requests else np.zeros((0, len(self.models)))
+
+    def _neighbour_means(self, q: np.ndarray, *, leave_one_out: bool = False) -> np.ndarray:
+        """Mean quality per model over each query's k nearest train prompts. q: [B, D] unit rows
+        (with ``leave_one_out``, q is the train set itself and a row is not its own neighbour)."""
+        assert self.emb is not None and self.quality is not None and self.means is not None
+        out = np.zeros((len(q), len(self.models)))
+        k = min(self.k, len(self.emb) - (1 if leave_one_out else 0))
+        if k <= 0:
+            out[:] = self.means[None, :]
+            return out
+        for s in range(0, len(q), self.chunk):  # chunks bound the [b, N] similarity matrix
+            sim = q[s:s + self.chunk] @ self.emb.T
+            if leave_one_out:
+                rows = np.arange(sim.shape[0])
+                sim[rows, s + rows] = -np.inf
+            nn = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            nq = self.quality[nn]  # [b, k, M]
+            known = np.isfinite(nq)
+            cnt = known.sum(axis=1)
+            mean = np.where(known, nq, 0.0).sum(axis=1) / np.maximum(cnt, 1)
+            out[s:s + self.chunk] = np.where(cnt > 0, mean, self.means[None, :])
+        return out
 
     def decide_batch(self, requests: Sequence[RouteRequest], catalog: Catalog,
                      context: RoutingContext) -> list[RouteDecision]:
@@ -286,8 +309,7 @@ class KnnPolicy:
         elig = eligibility_matrix(requests, catalog, models)
         cost = predicted_costs(requests, catalog, models)
         theta = np.array([context.knob_for(r, self.knob_default) for r in requests])
-        assert self.means is not None
-        spread = max(float(np.ptp(self.means[cols])) if cols else 0.0, 1e-6)
+        spread = self._spread(cols)
         pick = cheapest_within(pred, cost, elig, theta * spread)
         out = []
         for b, r in enumerate(requests):

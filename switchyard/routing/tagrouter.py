@@ -10,12 +10,16 @@ cheapest). Equally priced candidates go to the higher score.
 
 Defaults, all recorded in the decision:
     - No known tag: the model with the best global score per predicted dollar, the
-      global score read as a win probability ``(rate - s_loss) / (s_win - s_loss)``.
+      global score read as a win probability ``(rate - s_loss) / (s_win - s_loss)``,
+      among the models whose global score is within θ of the best (so θ = 0 gives the
+      best model overall and a large θ the plain best value for money).
     - No table yet (nothing imported, nothing refreshed): the cheapest eligible model
       (``fallback_decision``).
     - A model with no outcome at all is never chosen on its scores; with exploration
       on (``exploration_rate``) a share of the requests is Thompson-sampled from the
-      cells' uncertainty and such a model can be picked, so it earns its first rows.
+      cells' uncertainty and goes to the argmax of the sampled scores (θ is not
+      applied to them, or a dearer model could never be explored), so such a model
+      can be picked and earns its first rows.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from switchyard.catalog import Catalog
 from switchyard.routing.base import RouteDecision, RouteRequest, RoutingContext, TrainingSet, policies
 from switchyard.routing.base import fallback_decision as _fallback
 from switchyard.routing.baselines import eligibility_matrix, predicted_costs
-from switchyard.scoring import ScorerConfig, ScoreTable, TagCounts, TagScorer, cheapest_within
+from switchyard.scoring import ScorerConfig, ScoreTable, TagCounts, TagScorer, cheapest_within, theta_grid
 
 TableSource = Callable[[], ScoreTable | None]
 
@@ -50,10 +54,18 @@ class TagRouterPolicy:
         self.table = table
         self.source = source
         self.config = config
+        self._train_scores: np.ndarray | None = None  # [N, M] S of the train prompts, for knob_grid
 
     # --- knob ----------------------------------------------------------------------------
     def knob_grid(self, n: int = 21) -> list[float]:
-        """θ from 1 (cheap) down to 0 (best), denser near 0 where the curve bends."""
+        """θ values from "every request to its cheapest model" down to 0 ("the best score").
+
+        After :meth:`fit`, the quantiles of the train prompts' score gaps
+        (:func:`~switchyard.scoring.theta_grid`), so the sweep spans the whole cost
+        axis; before, θ = u² for u from 1 to 0 (denser near 0, where the curve bends).
+        """
+        if self._train_scores is not None and self.table is not None:
+            return theta_grid(self._train_scores, self.table.spread, n)
         u = np.linspace(1.0, 0.0, max(n, 2))
         return [float(x) for x in u**2]
 
@@ -66,6 +78,7 @@ class TagRouterPolicy:
         counts.add_matrix(train.tags, train.models, train.quality)
         self.table = TagScorer(cfg).table(counts)
         self.source = None
+        self._train_scores = self.table.aggregate(train.tags)[0]
 
     def save(self, path: Path) -> None:
         if self.table is None:
@@ -137,20 +150,27 @@ class _Batch:
         elig_scored = np.where(elig_scored.any(axis=1, keepdims=True), elig_scored, elig)
         cost = predicted_costs(reqs, self.catalog, self.models)
         theta = np.array([self.ctx.knob_for(r, self.policy.knob_default) for r in reqs], dtype=np.float64)
-        pick = cheapest_within(s, cost, elig_scored, theta * t.spread)
+        # An explored request takes the argmax of its sampled scores (Thompson sampling proper):
+        # under the cost rule a dearer model that was never chosen could never win a draw.
+        pick = cheapest_within(s, cost, elig_scored, np.where(explore, 0.0, theta * t.spread))
         no_tag = (n_known == 0) & ~explore
         if no_tag.any():
-            pick[no_tag] = self._per_dollar(cost[no_tag], elig_scored[no_tag])
+            pick[no_tag] = self._per_dollar(s[no_tag], cost[no_tag], elig_scored[no_tag],
+                                            theta[no_tag] * t.spread)
         return [self._one(i, s[i], cost[i], elig_scored[i], int(pick[i]), float(theta[i]),
                           bool(no_tag[i]), bool(explore[i])) for i in range(b)]
 
-    def _per_dollar(self, cost: np.ndarray, elig: np.ndarray) -> np.ndarray:
-        """The default without tags: best global win-probability per predicted dollar."""
+    def _per_dollar(self, s: np.ndarray, cost: np.ndarray, elig: np.ndarray, tol: np.ndarray) -> np.ndarray:
+        """The default without a known tag: the best global score per predicted dollar, among
+        the models whose global score is within θ of the best (``s`` holds the global rates
+        here). The global score is read as a win probability ``(rate - s_loss) / (s_win - s_loss)``.
+        θ bounds the default as it bounds every decision: at θ = 0 only the best global model
+        qualifies; at a large θ it is the plain best score per dollar."""
         c = self.table.config
-        g = np.full(len(self.models), 0.0)
-        g[self.cols >= 0] = self.table.global_rate[self.cols[self.cols >= 0]]
-        p_win = np.clip((g - c.s_loss) / max(c.s_win - c.s_loss, 1e-9), 0.0, 1.0)
-        value = np.where(elig, p_win[None, :] / np.maximum(cost, 1e-12), -np.inf)
+        sc = np.where(elig, s, -np.inf)
+        cand = elig & (sc >= sc.max(axis=1, keepdims=True) - tol[:, None] - 1e-12)
+        p_win = np.clip((s - c.s_loss) / max(c.s_win - c.s_loss, 1e-9), 0.0, 1.0)
+        value = np.where(cand, p_win / np.maximum(cost, 1e-12), -np.inf)
         return np.where(elig.any(axis=1), value.argmax(axis=1), -1)
 
     def _one(self, i: int, s: np.ndarray, cost: np.ndarray, elig: np.ndarray, pick: int, theta: float,
@@ -175,7 +195,7 @@ class _Batch:
     def _reason(self, model: str, best: str, known: list[str], cost: np.ndarray, pick: int, best_j: int,
                 theta: float, no_tag: bool, explored: bool) -> str:
         if no_tag:
-            return f"{model}: no known tag, so the best global score per dollar (default)"
+            return f"{model}: no known tag, so the best global score per dollar within θ={theta:.2f} (default)"
         shown = ", ".join(known[:4]) + (", ..." if len(known) > 4 else "")
         head = "Thompson-sampled (exploration): " if explored else ""
         if model == best:

@@ -7,6 +7,7 @@
 - ``ScoreVersion`` / ``ScoreCell``: versioned tag x model score tables.
 - ``SchedulerState``: watermarks and locks of periodic tasks.
 - ``DeadLetter``: requests that exhausted their deliveries.
+- ``ApiKey`` / ``StoredFile``: API keys (hashed) and uploaded files, owned by a key.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class Job(SQLModel, table=True):
     cancel_requested_at: NaiveDatetime | None = None
     output_path: str | None = Field(default=None, max_length=1024)
     error_path: str | None = Field(default=None, max_length=1024)
+    input_file_id: str | None = Field(default=None, max_length=64)
+    kind: str = Field(default="batch", max_length=16, index=True)  # batch | chat (interactive)
+    idempotency_key: str | None = Field(default=None, max_length=256, index=True)
 
     @property
     def n_done(self) -> int:
@@ -117,6 +121,7 @@ class Request(SQLModel, table=True):
     deliveries: int = 0  # times a worker picked the dispatch task up
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     created_at: NaiveDatetime = Field(default_factory=utcnow)
+    routed_at: NaiveDatetime | None = None  # tagging + routing done (stage latency)
     finished_at: NaiveDatetime | None = None
 
 
@@ -172,4 +177,27 @@ class DeadLetter(SQLModel, table=True):
     task: str = Field(max_length=64)
     deliveries: int = 0
     reason: str = Field(default="", max_length=1024)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key. Only a SHA-256 of the secret is stored; the secret is shown once."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(default="", max_length=128)
+    secret_hash: str = Field(max_length=64)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    revoked_at: NaiveDatetime | None = None
+
+
+class StoredFile(SQLModel, table=True):
+    """An uploaded file (OpenAI Files API, purpose ``batch``); its bytes live under data_dir/files."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    owner: str | None = Field(default=None, max_length=64, index=True)
+    purpose: str = Field(default="batch", max_length=32)
+    filename: str = Field(default="", max_length=512)
+    bytes: int = 0
+    lines: int = 0
+    path: str = Field(max_length=1024)
     created_at: NaiveDatetime = Field(default_factory=utcnow)

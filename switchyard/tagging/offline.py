@@ -16,13 +16,18 @@ Each prompt gets two kinds of tags:
    of work, which field) and, being a closed set, they align across prompts for
    free. Some cues MiniLM cannot see from a pooled embedding (code syntax, A-D
    answer options, CJK script), so a label may also list regex ``patterns`` that
-   assign it outright. MiniLM is English-only: for mostly-Chinese prompts the
+   assign it outright. Labels whose cosine match proved noisy on real prompts
+   (programming languages: "java" for a jar, "javascript" for a beaker; "recipe"
+   for any food; "role play" for any persona-shaped request) are ``cue_only``:
+   only their patterns assign them, and the scored "programming" and "cooking"
+   labels carry the broad topic. MiniLM is English-only: for mostly-Chinese prompts the
    cosine scores are noise, so those prompts get labels from patterns and the
    labels' Chinese keywords (``zh``) only.
 2. **Keyphrases** (KeyBERT, Grootendorst 2020): candidate 1-3-word runs of
    non-stopwords from the prompt, ranked by MiniLM cosine to the whole prompt with
    a Maximal Marginal Relevance step so the 1-3 kept phrases are not paraphrases
-   of each other. They add the open, specific part ("kickball", "crossword
+   of each other. Formulas (``$...$``, LaTeX commands, ``[asy]`` drawings) and
+   number words never make candidates. They add the open, specific part ("kickball", "crossword
    puzzle") that a closed label set lacks; the vocabulary later merges and
    aligns them.
 
@@ -60,9 +65,18 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#'-]*")
 # Anything that is not a word character, space, apostrophe, + or # ends a phrase.
 _BOUNDARY = re.compile(r"[^\w\s'+#-]+|\n|_|(?<=\s)-|-(?=\s)")
+# Math and drawings: "$\frac{1}{2}$", "\overline{7}", "[asy]draw(...)[/asy]" are not keyphrases.
+# Inline math hugs its dollars ("$x+1$"); prices do not ("$5 and $3"), so they survive.
+_MATH = re.compile(r"\[asy\].*?(?:\[/asy\]|$)|\$\$.*?\$\$|\$(?=\S)[^$\n]{0,300}?(?<=\S)\$(?!\d)"
+                   r"|\\\(.*?\\\)|\\[A-Za-z]+", re.DOTALL)
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
 
 # Function words, frequent verbs and filler that never make a topical keyphrase.
-STOPWORDS = frozenset("""
+STOPWORDS = _wordset("""
 a about above after again against all almost also although always am among an and another any anybody
 anyone anything anyway are aren't around as ask asked asking at away back be became because become been
 before being below best better between both but by can can't cannot certain choose come consider could
@@ -88,10 +102,12 @@ return returns def const function given assert print true false none null self l
 actually especially exactly finally generally mostly particularly quickly simply successfully
 buy buys bought cost costs earn earns earned gave get got has had pay pays paid sell sells sold spend
 spends spent take takes took weigh weighs went produce produces produced wanted decided started
-""".split())
+two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty hundred
+thousand million billion half twice thrice third fourth fifth sixth tenth dozen
+""")
 # Adverbs in -ly are filler in keyphrases; these common -ly nouns and names are not.
-_LY_NOUNS = frozenset("family assembly butterfly monopoly anomaly supply italy july reply ally jelly belly bully "
-                      "lily rally emily kelly molly holly sally beverly kimberly july".split())
+_LY_NOUNS = _wordset("family assembly butterfly monopoly anomaly supply italy july reply ally jelly belly bully "
+                     "lily rally emily kelly molly holly sally beverly kimberly")
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,7 @@ class Label:
     kind: str
     patterns: tuple[re.Pattern[str], ...]
     zh: tuple[str, ...]
+    cue_only: bool = False  # assigned by patterns / zh keywords only, never by cosine
 
 
 class LabelSet:
@@ -108,6 +125,7 @@ class LabelSet:
     def __init__(self, labels: list[Label], descriptions: list[tuple[int, str]], embedder: Embedder) -> None:
         self.labels = labels
         self.kind = np.array([_KINDS.index(lab.kind) for lab in labels])  # [L]
+        self.scored = np.array([not lab.cue_only for lab in labels], dtype=bool)  # [L] cosine may pick it
         owners = np.array([owner for owner, _ in descriptions])  # [D], sorted by owner
         self._starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])  # [L] first row per label
         self._vecs = embedder.encode([text for _, text in descriptions])  # [D, 384]
@@ -141,7 +159,8 @@ def load_labels(path: Path) -> tuple[list[Label], list[tuple[int, str]]]:
             if entry["kind"] not in _KINDS or not is_clean_tag(name):
                 raise ValueError(f"bad label {entry!r}")
             patterns = tuple(re.compile(p) for p in entry.get("patterns", []))
-            labels.append(Label(name, entry["kind"], patterns, tuple(entry.get("zh", []))))
+            labels.append(Label(name, entry["kind"], patterns, tuple(entry.get("zh", [])),
+                                bool(entry.get("cue_only", False))))
             lines = [str(d) for d in entry.get("describe", [])] or [name]
             descriptions += [(len(labels) - 1, f"{name}: {d}") for d in lines]
     except (OSError, KeyError, TypeError, ValueError, re.error, yaml.YAMLError) as exc:
@@ -171,7 +190,8 @@ def is_mostly_cjk(text: str) -> bool:
 def extract_candidates(text: str, max_candidates: int) -> list[str]:
     """Candidate keyphrases: 1-3-word runs of non-stopwords, most frequent first, then earliest."""
     counts: dict[str, int] = {}
-    for chunk in _BOUNDARY.split(text[:_CANDIDATE_CHARS].replace("’", "'")):
+    text = _MATH.sub(" , ", text[:_CANDIDATE_CHARS].replace("’", "'"))
+    for chunk in _BOUNDARY.split(text):
         run: list[str] = []
         for word in [*_words(chunk), ""]:  # "" flushes the last run
             if word and word not in STOPWORDS:  # "" (number, adverb) ends a run too
@@ -226,14 +246,14 @@ class OfflineTagger:
                  max_tags: int = 6, min_tags: int = 3, max_phrases: int = 3, max_candidates: int = 12,
                  task_threshold: float = 0.35, domain_threshold: float = 0.26, domain_margin: float = 0.04,
                  phrase_threshold: float = 0.3, diversity: float = 0.4,
-                 pad_threshold: float = 0.2) -> None:
+                 pad_threshold: float = 0.2, shorter_margin: float = 0.03) -> None:
         self.embedder = embedder or get_embedder()
         self.labels = get_label_set(Path(labels_path) if labels_path else default_labels_path(), self.embedder)
         self.max_tags, self.min_tags, self.max_phrases = max_tags, min_tags, max_phrases
         self.max_candidates = max_candidates
         self.task_threshold, self.domain_threshold = task_threshold, domain_threshold
         self.domain_margin, self.phrase_threshold, self.diversity = domain_margin, phrase_threshold, diversity
-        self.pad_threshold = pad_threshold
+        self.pad_threshold, self.shorter_margin = pad_threshold, shorter_margin
 
     def tag_batch(self, prompts: Sequence[str]) -> list[list[str]]:
         texts = [p if isinstance(p, str) else "" for p in prompts]
@@ -263,7 +283,9 @@ class OfflineTagger:
         return [self.labels.labels[i].name for i in ordered][: self.max_tags - 1]
 
     def _scored(self, scores: np.ndarray, *, kind: int, threshold: float, k: int) -> list[int]:
-        idx = np.flatnonzero(self.labels.kind == kind)
+        idx = np.flatnonzero((self.labels.kind == kind) & self.labels.scored)
+        if idx.size == 0:  # a label file without scored labels of this kind
+            return []
         best = idx[np.argsort(-scores[idx], kind="stable")][:k]
         top = scores[best[0]]
         return [int(i) for i in best if scores[i] >= threshold and scores[i] >= top - self.domain_margin]
@@ -272,7 +294,7 @@ class OfflineTagger:
         """KeyBERT + MMR over one prompt's candidates. rows: [n, 384] candidate embeddings."""
         if not cand:
             return []
-        sims = rows @ prompt_vec  # [n]
+        sims = _prefer_shorter(cand, rows @ prompt_vec, self.shorter_margin)  # [n]
         keep: list[str] = []
         for i in mmr(sims, rows, k=len(cand), diversity=self.diversity):
             if sims[i] < self.phrase_threshold or len(keep) >= self.max_phrases:
@@ -282,21 +304,44 @@ class OfflineTagger:
         return keep
 
     def _combine(self, labels: list[str], phrases: list[str], text: str, scores: np.ndarray) -> list[str]:
-        tags = list(dict.fromkeys([*labels, *phrases]))[: self.max_tags]
-        if len(tags) < self.min_tags and not is_mostly_cjk(text):
-            # Too little evidence: pad with the next-best labels so routing has something.
+        """Labels, padding labels when evidence is thin, then keyphrases, at most ``max_tags``."""
+        pads: list[str] = []
+        if len(labels) + len(phrases) < self.min_tags and not is_mostly_cjk(text):
+            # Too little evidence: add the next-best labels so routing has something.
             for i in np.argsort(-scores, kind="stable"):
                 name = self.labels.labels[i].name
-                if len(tags) >= self.min_tags or scores[i] < self.pad_threshold:
+                if len(labels) + len(pads) + len(phrases) >= self.min_tags or scores[i] < self.pad_threshold:
                     break
-                if self.labels.kind[i] != 1 and name not in tags:
-                    tags.append(name)
-        return tags
+                if self.labels.kind[i] != 1 and self.labels.scored[i] and name not in labels:
+                    pads.append(name)
+        return list(dict.fromkeys([*labels, *pads, *phrases]))[: self.max_tags]
+
+
+def _prefer_shorter(cand: list[str], sims: np.ndarray, margin: float) -> np.ndarray:
+    """Suppress an n-gram when a phrase one word shorter inside it scores about as well.
+
+    Without a POS tagger, runs of non-stopwords often end on a verb ("crocodile
+    grows"); the verb adds little similarity, so the shorter phrase wins.
+    """
+    pos = {p: i for i, p in enumerate(cand)}
+    out = sims.copy()
+    for i, phrase in enumerate(cand):
+        words = phrase.split()
+        if len(words) < 2:
+            continue
+        subs = [pos[s] for s in (" ".join(words[1:]), " ".join(words[:-1])) if s in pos]
+        if subs and max(sims[j] for j in subs) >= sims[i] - margin:
+            out[i] = -np.inf
+    return out
 
 
 def _overlaps(a: str, b: str) -> bool:
-    """True when one phrase's words contain the other's ("crossword" vs "crossword puzzle")."""
-    wa, wb = set(a.split()), set(b.split())
+    """True when one phrase's words contain the other's ("crossword" vs "crossword puzzle").
+
+    Words compare by their first 6 letters, a crude stem, so "recipes" repeats the
+    label "recipe" and "summarize" repeats "summarization" (but "cookies" is not "cooking").
+    """
+    wa, wb = {w[:6] for w in a.split()}, {w[:6] for w in b.split()}
     return wa <= wb or wb <= wa
 
 

@@ -26,6 +26,21 @@ _MAX_JSON_ATTEMPTS = 8
 # Characters stripped from both ends. "+" and "#" are kept (c++, c#), "." is
 # stripped at the end only through this set, so "node.js" survives.
 _EDGE_CHARS = " \t\r\n\"'`´‘’“”«»「」『』【】()[]{}<>.,;:!?*_~|/\\=-–—•·、，。；：！？"
+# The only non-alphanumeric characters a tag may hold: c++, c#, node.js, e-mail,
+# q&a, tcp/ip, 20%, children's.
+_INNER_CHARS = frozenset("+#.-'’&/%")
+# A tag is a noun phrase. Small instruct models answer in sentences instead, and a
+# comma split leaves clauses ("i'm sorry for any confusion", "the answer is"): a
+# phrase that opens with a pronoun, conjunction or greeting, or ends dangling on a
+# verb, article or preposition, is a clause, not a tag. ("it" is missing on purpose:
+# "it security".)
+_CLAUSE_START = frozenset({
+    "i", "i'm", "i'll", "i've", "i'd", "you", "you're", "your", "we", "we're", "they", "they're", "he", "she",
+    "this", "these", "those", "and", "but", "or", "so", "because", "if", "then", "hello", "hi", "hey", "sorry",
+    "please", "yes", "here", "there", "which", "who", "whose", "that", "it's",
+})
+_CLAUSE_END = frozenset({"is", "are", "was", "were", "be", "am", "the", "a", "an", "of", "to", "and", "or", "with",
+                         "for"})
 _WS = re.compile(r"\s+")
 _FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.DOTALL)
 # A "tag" field in a (possibly truncated) JSON object list.
@@ -49,9 +64,16 @@ def is_clean_tag(tag: str) -> bool:
         return False
     if not any(ch.isalpha() for ch in tag):
         return False
+    words = tag.split()
+    if words[0] in _CLAUSE_START or (len(words) > 1 and words[-1] in _CLAUSE_END):
+        return False
+    if any(not (ch.isalnum() or ch.isspace() or ch in _INNER_CHARS or unicodedata.category(ch)[0] == "M")
+           for ch in tag):
+        return False  # code, markup or formulas: "x = none", "f(x", "<div>"
     visible = [ch for ch in tag if not ch.isspace()]
-    # "+" and "#" count as word characters: "c++" and "c#" are real tags.
-    alnum = sum(ch.isalnum() or ch in "+#" for ch in visible)
+    # "+" and "#" count as word characters ("c++" and "c#" are real tags), and so do the
+    # combining marks of Indic and other scripts.
+    alnum = sum(ch.isalnum() or ch in "+#" or unicodedata.category(ch)[0] == "M" for ch in visible)
     return alnum >= 0.6 * len(visible)
 
 
@@ -137,9 +159,14 @@ def _split_plain(text: str) -> list[str]:
         line = _LABEL_PREFIX.sub("", _BULLET.sub("", line))
         for piece in _SPLIT.split(line):
             piece = _BULLET.sub("", piece)
-            # "python: the query is about python" -> "python"
-            head, sep, _ = piece.partition(": ")
-            out.append(head if sep and len(head.split()) <= MAX_TAG_WORDS else piece)
+            # "python: the query is about python" -> "python"; "the answer is: plants" -> "plants"
+            head, sep, tail = piece.partition(": ")
+            if not sep:
+                out.append(piece)
+            elif len(head.split()) <= MAX_TAG_WORDS and is_clean_tag(normalize_tag(head)):
+                out.append(head)
+            else:
+                out.append(tail)
     return out
 
 

@@ -1,0 +1,1 @@
+"""One module per resource; each route loads inputs, calls the core, returns plain JSON."""

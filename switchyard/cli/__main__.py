@@ -1,0 +1,5 @@
+"""python -m switchyard.cli"""
+
+from switchyard.cli import main
+
+main()
