@@ -57,9 +57,13 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = ["alpaca_eval_ae2", "routellm_gsm8k", "routellm_mmlu", "routerdc_7model"]
 VOCABS = {"mc2": VocabParams(min_count=2, merge_threshold=0.85, align_threshold=0.6),
           "mc5": VocabParams(min_count=5, merge_threshold=0.85, align_threshold=0.45)}
+# Aggregation "mean" and "sum" on the default vocabulary (16), plus the mean on the coarser
+# vocabulary (6): 22 candidates. Every vocabulary carries topic tags (tagging/topics.py).
 TAGROUTER_GRID = {
-    f"tagrouter_k{k}_{v}_{w}": Candidate("tagrouter", {"config": ScorerConfig(prior_strength=k, weighting=w)}, vp)
-    for k in (5, 20, 100, 400, 2000) for v, vp in VOCABS.items() for w in ("idf", "log_count")}
+    f"tagrouter_k{k}_{v}_{w}_{a}": Candidate(
+        "tagrouter", {"config": ScorerConfig(prior_strength=k, weighting=w, aggregate=a)}, VOCABS[v])
+    for v, ks, aggs in (("mc2", (5, 20, 100, 400), ("mean", "sum")), ("mc5", (20, 100, 400), ("mean",)))
+    for k in ks for w in ("idf", "log_count") for a in aggs}
 KNN_GRID = {f"knn_k{k}": Candidate("knn", {"k": k}) for k in (10, 20, 50, 100, 200, 400)}
 BEGIN, END = "<!-- BEGIN RESULTS (benchmarks/eval_all.py) -->", "<!-- END RESULTS -->"
 
@@ -115,7 +119,9 @@ def run_dataset(path: Path, *, cache: Path, folds: int, extra: list[str], seed: 
                                  for n, c in match.items()},
         "online": online,
         "sizes": {"train": len(data.train_idx), "test": len(data.test_idx), "models": len(data.models),
-                  "vocabulary": len(data.vocabulary) if data.vocabulary is not None else 0},
+                  "vocabulary": len(data.vocabulary) if data.vocabulary is not None else 0,
+                  "topic_levels": (data.vocabulary.topics.levels
+                                   if data.vocabulary is not None and data.vocabulary.topics else [])},
         "timing_s": {"tuning": round(t_cv, 1), "total": round(time.perf_counter() - t0, 1)},
     }
 
@@ -189,8 +195,10 @@ def render(results: dict[str, Any], figures_rel: str = "figures") -> str:
                 f"${rep['oracle']['cost_usd']:.4f}.", "",
                 f"Tuned on train (5-fold CV): tagrouter k = {chosen_tr['kwargs']['config']['prior_strength']:g}, "
                 f"w_t = {chosen_tr['kwargs']['config']['weighting']}, "
+                f"aggregate = {chosen_tr['kwargs']['config'].get('aggregate', 'mean')}, "
                 f"vocabulary min_count = {chosen_tr['vocab']['min_count']}, align threshold = "
-                f"{chosen_tr['vocab']['align_threshold']}; knn k = "
+                f"{chosen_tr['vocab']['align_threshold']}, topic levels = "
+                f"{_levels(res, chosen_tr['vocab'].get('topic_levels'))}; knn k = "
                 f"{tun['candidates'][tun['chosen']['knn']]['kwargs']['k']}. "
                 f"Validation APGR: tagrouter {tun['results'][tun['chosen']['tagrouter']]['mean_apgr']:.3f}, "
                 f"knn {tun['results'][tun['chosen']['knn']]['mean_apgr']:.3f}.", "",
@@ -230,6 +238,12 @@ def render(results: dict[str, Any], figures_rel: str = "figures") -> str:
                 "", f"![{name}]({figures_rel}/eval_{name}.png)", ""]
     out.append(END)
     return "\n".join(out)
+
+
+def _levels(res: dict[str, Any], asked: list[int] | None) -> str:
+    """The topic levels actually fitted (a level needs 5 train prompts per topic), or "none"."""
+    fitted = res.get("sizes", {}).get("topic_levels", asked)
+    return "none" if not fitted else "/".join(str(k) for k in fitted)
 
 
 def write_docs(results: dict[str, Any], doc: Path) -> None:

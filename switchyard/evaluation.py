@@ -45,6 +45,7 @@ from switchyard.routing.base import (
     TrainingSet,
     get_policy,
 )
+from switchyard.tagging.topics import DEFAULT_LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -152,23 +153,29 @@ class VocabParams:
     min_count: int = 2
     merge_threshold: float = 0.85
     align_threshold: float = 0.6
+    topic_levels: tuple[int, ...] = DEFAULT_LEVELS  # () = no topic tags (tagging/topics.py)
 
 
 def canonicalise(train_raw: list[list[str]], other_raw: list[list[str]], params: VocabParams,
-                 *, cache: Path | None = None) -> tuple[list[list[str]], list[list[str]], Any]:
-    """Build the vocabulary from the train tags only and align both splits to it.
+                 *, cache: Path | None = None, train_emb: np.ndarray | None = None,
+                 other_emb: np.ndarray | None = None) -> tuple[list[list[str]], list[list[str]], Any]:
+    """Build the vocabulary (and topics, given the prompts' embeddings) from the train
+    split only and align both splits to it.
 
     Returns (train canonical tags, other canonical tags, vocabulary). The aligned tags
     are cached (aligning embeds every distinct raw tag), keyed by the raw tags and params.
     """
     from switchyard.tagging.vocabulary import build_vocabulary
 
-    vocab = build_vocabulary(train_raw, min_count=params.min_count, merge_threshold=params.merge_threshold)
+    vocab = build_vocabulary(train_raw, min_count=params.min_count, merge_threshold=params.merge_threshold,
+                             prompt_embeddings=train_emb, topic_levels=params.topic_levels)
     if cache is not None and cache.is_file():
         obj = json.loads(cache.read_text(encoding="utf-8"))
         return obj["train"], obj["other"], vocab
-    tr = [list(t) for t in vocab.align(train_raw, threshold=params.align_threshold).tags]
-    te = [list(t) for t in vocab.align(other_raw, threshold=params.align_threshold).tags]
+    tr = [list(t) for t in vocab.align(train_raw, threshold=params.align_threshold,
+                                       prompt_embeddings=train_emb).tags]
+    te = [list(t) for t in vocab.align(other_raw, threshold=params.align_threshold,
+                                       prompt_embeddings=other_emb).tags]
     if cache is not None:
         _write_json(cache, {"train": tr, "other": te})
     return tr, te, vocab
@@ -239,9 +246,12 @@ def prepare(dataset: str | Path | RoutingDataset, *, tagger: str = "offline", ca
         raw: dict[int, list[str]] = {int(i): feat_tags[n] for n, i in enumerate(feat)}
         params = vocab or VocabParams()
         raw_tr, raw_te = [raw[i] for i in tr], [raw[i] for i in te]
-        key = _texts_key([json.dumps(raw_tr), json.dumps(raw_te)], json.dumps(params.__dict__))
+        emb_tr, emb_te = (emb[tr], emb[te]) if emb is not None else (None, None)
+        emb_key = hashlib.sha256(emb_tr.tobytes()).hexdigest()[:16] if emb_tr is not None else "-"
+        key = _texts_key([json.dumps(raw_tr), json.dumps(raw_te)], json.dumps(params.__dict__), emb_key)
         canon_cache = Path(cache_dir) / "tags" / f"{ds.name}-{tagger}-canon-{key}.json" if cache_dir else None
-        tags_tr, tags_te, vocabulary = canonicalise(raw_tr, raw_te, params, cache=canon_cache)
+        tags_tr, tags_te, vocabulary = canonicalise(raw_tr, raw_te, params, cache=canon_cache,
+                                                    train_emb=emb_tr, other_emb=emb_te)
     train = TrainingSet(
         prompts=[texts[i] for i in tr], models=ds.model_ids, quality=ds.quality[tr], cost=ds.cost[tr],
         input_tokens=np.array([ds.prompts[i].input_tokens for i in tr], dtype=np.int64),

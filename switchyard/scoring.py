@@ -78,6 +78,10 @@ class ScorerConfig:
     s_loss: float = -1.0
     prior_strength: float = 20.0  # k: pseudo-outcomes at the model's global rate
     weighting: Literal["idf", "uniform", "evidence", "log_count"] = "idf"
+    # How a prompt's tags combine: "mean" = weighted mean of the tags' rates; "sum" = the
+    # model's global rate plus the summed (weighted) deviations of its tags from it, so
+    # several informative tags add up instead of being averaged away (naive-Bayes style).
+    aggregate: Literal["mean", "sum"] = "mean"
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ScorerConfig:
@@ -90,7 +94,7 @@ class ScorerConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {"s_win": self.s_win, "s_tie": self.s_tie, "s_loss": self.s_loss,
-                "prior_strength": self.prior_strength, "weighting": self.weighting}
+                "prior_strength": self.prior_strength, "weighting": self.weighting, "aggregate": self.aggregate}
 
 
 # --- counts --------------------------------------------------------------------------
@@ -339,18 +343,29 @@ class ScoreTable:
         rows, cols = self.tag_indices(tag_lists)
         w = self.weight[cols]
         s = np.zeros((b, len(self.models)))
-        np.add.at(s, rows, w[:, None] * self.rate[cols])
         wsum = np.bincount(rows, weights=w, minlength=b)
         n_known = np.bincount(rows, minlength=b)
         has = wsum > 0
-        s[has] /= wsum[has, None]
-        s[~has] = self.global_rate[None, :]
+        if self.config.aggregate == "sum":
+            # [B, M]: global rate + sum_t w_t (rate_t - global) / mean table weight
+            w_unit = w / max(float(self.weight.mean()), 1e-12) if len(self.weight) else w
+            np.add.at(s, rows, w_unit[:, None] * (self.rate[cols] - self.global_rate[None, :]))
+            s += self.global_rate[None, :]
+        else:
+            np.add.at(s, rows, w[:, None] * self.rate[cols])
+            s[has] /= wsum[has, None]
+            s[~has] = self.global_rate[None, :]
         if sample is not None and sample.any():
             rng = rng or np.random.default_rng()
             var = np.zeros_like(s)
-            np.add.at(var, rows, (w[:, None] * self.std[cols]) ** 2)
-            var[has] /= (wsum[has] ** 2)[:, None]
-            var[~has] = (self.global_std ** 2)[None, :]
+            if self.config.aggregate == "sum":  # global + sum of weighted deviations
+                w_unit = w / max(float(self.weight.mean()), 1e-12)
+                np.add.at(var, rows, (w_unit[:, None] * self.std[cols]) ** 2)
+                var += (self.global_std ** 2)[None, :]
+            else:
+                np.add.at(var, rows, (w[:, None] * self.std[cols]) ** 2)
+                var[has] /= (wsum[has] ** 2)[:, None]
+                var[~has] = (self.global_std ** 2)[None, :]
             noise = rng.standard_normal(s.shape) * np.sqrt(var)
             s = np.where(sample[:, None], s + noise, s)
         return s, n_known

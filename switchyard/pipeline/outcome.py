@@ -28,7 +28,7 @@ from switchyard.datasets import load_dataset
 from switchyard.errors import InputError, NotFound
 from switchyard.store.db import session_scope
 from switchyard.store.models import Job, Outcome, Request, RequestState
-from switchyard.tagging.vocabulary import Vocabulary, build_vocabulary
+from switchyard.tagging.vocabulary import Vocabulary, build_vocabulary, default_embed
 
 VERDICTS = ("win", "tie", "loss")
 SOURCES = ("judge", "user", "import")
@@ -153,10 +153,12 @@ def import_dataset(settings: Settings, path: str | Path, *, split: str = "train"
     prompts = [ds.prompts[i].prompt for i in idx]
     raw = get_tagger(tagger or settings.tagger).tag_batch(prompts)
     vpath = vocabulary_path(settings)
+    emb = default_embed(prompts) if prompts else None  # [N, DIM]: topic tags (tagging/topics.py)
     if rebuild_vocabulary or not vpath.is_file():
-        build_vocabulary(raw, min_count=min_count, merge_threshold=merge_threshold).save(vpath)
+        build_vocabulary(raw, min_count=min_count, merge_threshold=merge_threshold,
+                         prompt_embeddings=emb).save(vpath)
     vocab = Vocabulary.load(vpath)
-    aligned = vocab.align(raw, settings.vocab_threshold)
+    aligned = vocab.align(raw, settings.vocab_threshold, prompt_embeddings=emb)
     keys = [f"{ds.name}:{ds.prompts[i].prompt_id}" for i in idx]
     rows = _outcome_rows(keys, aligned.tags, ds.model_ids, ds.quality[idx])
     added, skipped = _insert_new(settings, rows)

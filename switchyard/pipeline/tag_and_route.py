@@ -34,7 +34,7 @@ from switchyard.routing.base import (
 from switchyard.store.db import session_scope
 from switchyard.store.models import Job, JobStatus, Request, RequestState, utcnow
 from switchyard.tagging import Tagger, get_tagger
-from switchyard.tagging.vocabulary import Vocabulary
+from switchyard.tagging.vocabulary import Vocabulary, embed_for_topics
 
 _lock = threading.Lock()
 _taggers: dict[str, Tagger] = {}
@@ -63,7 +63,7 @@ def tag_requests(settings: Settings, tagger: Tagger, prompts: list[str]) -> tupl
     vocab = current_vocabulary(settings)
     if vocab is None:  # no vocabulary yet: the tags stay as the tagger wrote them
         return [list(t) for t in raw], [0] * len(raw)
-    aligned = vocab.align(raw, settings.vocab_threshold)
+    aligned = vocab.align(raw, settings.vocab_threshold, prompt_embeddings=embed_for_topics(vocab, prompts))
     dropped = [len(set(r)) - len(a) for r, a in zip(raw, aligned.tags, strict=True)]
     return aligned.tags, [max(0, d) for d in dropped]
 

@@ -30,6 +30,7 @@ from switchyard.embeddings import DIM
 from switchyard.errors import ConfigError
 from switchyard.tagging.base import Tagger
 from switchyard.tagging.parse import is_clean_tag, normalize_tag
+from switchyard.tagging.topics import DEFAULT_LEVELS, TopicModel, fit_topics
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 """texts -> [len(texts), DIM] float32 unit rows (``get_embedder().encode``)."""
@@ -61,11 +62,12 @@ class Vocabulary:
     embeddings: np.ndarray  # [V, DIM] float32, unit rows, one per canonical tag
     version: str = ""
     meta: dict[str, object] = field(default_factory=dict)
+    topics: TopicModel | None = None  # prompt-neighbourhood tags (see tagging/topics.py)
 
     def __post_init__(self) -> None:
         self.embeddings = np.asarray(self.embeddings, dtype=np.float32).reshape(len(self.tags), DIM)
         if not self.version:
-            self.version = content_version(self.tags, self.counts, self.aliases)
+            self.version = content_version(self.tags, self.counts, self.aliases, self.topics)
 
     def __len__(self) -> int:
         return len(self.tags)
@@ -75,8 +77,11 @@ class Vocabulary:
         """Write ``path`` (JSON) and its embeddings next to it (same name, ``.npy``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"format": FORMAT, "version": self.version, "tags": self.tags, "counts": self.counts,
-               "aliases": self.aliases, "meta": self.meta}
+        doc: dict[str, object] = {"format": FORMAT, "version": self.version, "tags": self.tags,
+                                  "counts": self.counts, "aliases": self.aliases, "meta": self.meta}
+        if self.topics is not None:
+            doc["topics"] = {"levels": self.topics.levels, "names": self.topics.names}
+            np.save(_topics_path(path), self.topics.stacked())
         path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
         np.save(_npy_path(path), self.embeddings)
         return path
@@ -89,8 +94,13 @@ class Vocabulary:
             embeddings = np.load(_npy_path(path))
             if doc.get("format") != FORMAT:
                 raise ValueError(f"unknown format {doc.get('format')!r}")
+            topics = None
+            if "topics" in doc:
+                t = doc["topics"]
+                topics = TopicModel.from_stacked(list(t["levels"]), [list(n) for n in t["names"]],
+                                                 np.load(_topics_path(path)))
             vocab = cls(list(doc["tags"]), dict(doc["counts"]), dict(doc["aliases"]), embeddings,
-                        meta=dict(doc.get("meta", {})))
+                        meta=dict(doc.get("meta", {})), topics=topics)
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"cannot load vocabulary {path}: {exc}") from exc
         if vocab.version != doc["version"]:  # hand-edited or mismatched files
@@ -99,8 +109,11 @@ class Vocabulary:
 
     # -------------------------------------------------------------------- alignment
     def align(self, tag_lists: Sequence[Sequence[str]], threshold: float | None = None,
-              embed: Embed | None = None) -> AlignResult:
-        """Map each prompt's tags to canonical tags; drop and count what matches nothing."""
+              embed: Embed | None = None, prompt_embeddings: np.ndarray | None = None) -> AlignResult:
+        """Map each prompt's tags to canonical tags; drop and count what matches nothing.
+
+        With topics and ``prompt_embeddings`` ([len(tag_lists), DIM]), each prompt also
+        gets its topic tag at every level, after its canonical tags."""
         if threshold is None:
             from switchyard.config import get_settings
 
@@ -119,7 +132,15 @@ class Vocabulary:
                 else:
                     row[canon] = None
             out.append(list(row))
+        if self.topics is not None and prompt_embeddings is not None and len(out):
+            for row_tags, topic_tags in zip(out, self.topics.assign(prompt_embeddings), strict=True):
+                row_tags.extend(topic_tags)
         return AlignResult(out, sum(dropped.values()), dropped)
+
+    @property
+    def wants_embeddings(self) -> bool:
+        """Whether :meth:`align` needs the prompts' embeddings (to add topic tags)."""
+        return self.topics is not None
 
     def _nearest(self, unseen: list[str], threshold: float, embed: Embed) -> dict[str, str]:
         """Unseen surface form -> nearest canonical tag with cosine >= threshold."""
@@ -131,10 +152,18 @@ class Vocabulary:
         return {t: self.tags[b] for t, b, s in zip(unseen, best, best_sim, strict=True) if s >= threshold}
 
 
-def content_version(tags: Sequence[str], counts: dict[str, int], aliases: dict[str, str]) -> str:
-    blob = json.dumps({"tags": list(tags), "counts": counts, "aliases": aliases}, sort_keys=True,
-                      ensure_ascii=False)
+def content_version(tags: Sequence[str], counts: dict[str, int], aliases: dict[str, str],
+                    topics: TopicModel | None = None) -> str:
+    doc: dict[str, object] = {"tags": list(tags), "counts": counts, "aliases": aliases}
+    if topics is not None:
+        doc["topics"] = {"levels": topics.levels, "names": topics.names,
+                         "centroids": hashlib.sha256(np.round(topics.stacked(), 5).tobytes()).hexdigest()}
+    blob = json.dumps(doc, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _topics_path(path: Path) -> Path:
+    return path.with_name(path.name + ".topics.npy") if path.suffix != ".json" else path.with_suffix(".topics.npy")
 
 
 def _npy_path(path: Path) -> Path:
@@ -150,8 +179,12 @@ def count_tags(tag_lists: Sequence[Sequence[str]]) -> Counter[str]:
 
 
 def build_vocabulary(tag_lists: Sequence[Sequence[str]], *, min_count: int = 2, merge_threshold: float = 0.85,
-                     embed: Embed | None = None) -> Vocabulary:
-    """Build a canonical vocabulary from many prompts' tags. Deterministic for a given input."""
+                     embed: Embed | None = None, prompt_embeddings: np.ndarray | None = None,
+                     topic_levels: Sequence[int] = DEFAULT_LEVELS, min_per_topic: int = 5) -> Vocabulary:
+    """Build a canonical vocabulary from many prompts' tags. Deterministic for a given input.
+
+    With ``prompt_embeddings`` ([len(tag_lists), DIM], the same prompts), it also fits
+    topic levels (:mod:`switchyard.tagging.topics`); pass ``topic_levels=()`` for none."""
     counts = count_tags(tag_lists)
     # Most frequent first, ties alphabetical: the order decides which form names a cluster.
     kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
@@ -165,7 +198,13 @@ def build_vocabulary(tag_lists: Sequence[Sequence[str]], *, min_count: int = 2, 
     rows = [i for i in range(len(kept)) if owner[i] == i]
     meta: dict[str, object] = {"min_count": min_count, "merge_threshold": merge_threshold,
                                "surface_forms": len(kept), "prompts": len(tag_lists)}
-    return Vocabulary(canonical, {t: merged[t] for t in canonical}, aliases, vecs[rows], meta=meta)
+    topics = None
+    if prompt_embeddings is not None and len(topic_levels):
+        canon = [[aliases[t] for t in (normalize_tag(x) for x in tags if isinstance(x, str)) if t in aliases]
+                 for tags in tag_lists]
+        topics = fit_topics(prompt_embeddings, canon, levels=topic_levels, min_per_topic=min_per_topic)
+        meta["topic_levels"] = topics.levels if topics else []
+    return Vocabulary(canonical, {t: merged[t] for t in canonical}, aliases, vecs[rows], meta=meta, topics=topics)
 
 
 def greedy_merge(vecs: np.ndarray, threshold: float) -> np.ndarray:
@@ -190,12 +229,17 @@ def greedy_merge(vecs: np.ndarray, threshold: float) -> np.ndarray:
     return owner
 
 
+def embed_for_topics(vocab: Vocabulary, prompts: Sequence[str]) -> np.ndarray | None:
+    """The prompts' MiniLM embeddings [len(prompts), DIM] when ``vocab`` assigns topics, else None."""
+    return default_embed(list(prompts)) if vocab.wants_embeddings and len(prompts) else None
+
+
 def canonical_tags(tagger: Tagger, vocab: Vocabulary | None, prompts: Sequence[str],
                    threshold: float | None = None) -> tuple[list[list[str]], int]:
     """Tag ``prompts`` and align to ``vocab``; without one, just normalise. Returns (tags, dropped)."""
     raw = tagger.tag_batch(prompts)
     if vocab is not None:
-        result = vocab.align(raw, threshold)
+        result = vocab.align(raw, threshold, prompt_embeddings=embed_for_topics(vocab, prompts))
         return result.tags, result.dropped
     out: list[list[str]] = []
     dropped = 0

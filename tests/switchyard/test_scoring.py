@@ -179,6 +179,22 @@ def test_aggregate_is_the_weighted_mean_and_falls_back_to_global_rates() -> None
     np.testing.assert_allclose(s[0] * (wa + wb), t.scores[ia] + t.scores[ib])
 
 
+def test_sum_aggregate_adds_the_tags_deviations_from_the_global_rate() -> None:
+    counts = TagCounts()
+    counts.add_outcomes(_verdict_rows("a", "m1", 9, 0, 1) + _verdict_rows("a", "m2", 1, 0, 9))
+    counts.add_outcomes(_verdict_rows("b", "m1", 8, 0, 2) + _verdict_rows("b", "m2", 2, 0, 8))
+    t = TagScorer(ScorerConfig(prior_strength=5, aggregate="sum", weighting="uniform")).table(counts)
+    s, n_known = t.aggregate([["a", "b"], ["a"], []])
+    ia, ib = t.tags.index("a"), t.tags.index("b")
+    g = t.global_rate
+    np.testing.assert_allclose(s[0], g + (t.rate[ia] - g) + (t.rate[ib] - g))
+    np.testing.assert_allclose(s[2], g)
+    # Two tags that both favour m1 push it further ahead than either alone (a mean would not).
+    assert (s[0, 0] - s[0, 1]) > (s[1, 0] - s[1, 1]) > 0 and n_known.tolist() == [2, 1, 0]
+    sampled, _ = t.aggregate([["a", "b"]], sample=np.array([True]), rng=np.random.default_rng(0))
+    assert not np.allclose(sampled, s[:1])
+
+
 def test_thompson_sampling_only_perturbs_sampled_rows() -> None:
     counts = TagCounts()
     counts.add_outcomes(_verdict_rows("a", "m1", 3, 0, 1) + _verdict_rows("a", "m2", 1, 0, 3))
