@@ -518,6 +518,54 @@ def evaluate(data: EvalData, policy_names: Sequence[str], *, n_points: int = MIN
     return _clean(report), all_points
 
 
+# --- uncertainty ---------------------------------------------------------------------------
+def bootstrap_apgr(data: EvalData, points: dict[str, list[Point]], *, pairs: Sequence[tuple[str, str]],
+                   n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Paired bootstrap of APGR differences over the test prompts.
+
+    Each resample draws test prompts with replacement, recomputes every sweep point of
+    every policy from its stored per-prompt choices, re-reads the weak and strong
+    models' cost and quality on the same prompts, and takes APGR. Per pair (a, b):
+    the mean difference, its 95% interval and the share of resamples where a > b.
+    Test splits of a few hundred prompts move APGR by several hundredths, so a
+    difference inside the interval is not evidence either way.
+    """
+    q = np.where(np.isfinite(data.test_quality), data.test_quality, np.nan)  # [N, M]
+    c = np.nan_to_num(data.test_cost)  # [N, M]
+    col = {m: j for j, m in enumerate(data.models)}
+    ref0 = reference(single_models(data))
+    jw, js = col[ref0.weak], col[ref0.strong]
+    names = sorted({n for pair in pairs for n in pair})
+    # Per policy: [P, N] chosen column of each prompt at each sweep point.
+    picks = {n: np.array([[col[m] for m in p.choices] for p in points[n]], dtype=np.int64) for n in names}
+    rng = np.random.default_rng(seed)
+    n = len(data.test_idx)
+    diffs: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
+    rows = np.arange(n)
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)  # [N] resampled prompt rows
+        ref = Reference(ref0.weak, ref0.strong, float(c[idx, jw].sum()), float(c[idx, js].sum()),
+                        float(np.nanmean(q[idx, jw])), float(np.nanmean(q[idx, js])))
+        apgr: dict[str, float | None] = {}
+        for name in names:
+            pk = picks[name][:, idx]  # [P, N]
+            qq = np.nan_to_num(q[rows[idx][None, :], pk])  # [P, N]; a missing outcome counts 0
+            cc = c[rows[idx][None, :], pk]
+            pts = [Point(knob=0.0, cost_usd=float(cc[i].sum()), quality=float(qq[i].mean()), accept_rate=0.0,
+                         share={}) for i in range(len(pk))]
+            apgr[name] = apgr_metrics(pts, ref)["apgr"]
+        for a, b in pairs:
+            va, vb = apgr[a], apgr[b]
+            if va is not None and vb is not None:
+                diffs[(a, b)].append(float(va) - float(vb))
+    out = {}
+    for (a, b), d in diffs.items():
+        arr = np.array(d) if d else np.array([np.nan])
+        out[f"{a} - {b}"] = {"mean": float(np.mean(arr)), "lo": float(np.percentile(arr, 2.5)),
+                             "hi": float(np.percentile(arr, 97.5)), "p_better": float((arr > 0).mean())}
+    return out
+
+
 # --- tuning on the train split ---------------------------------------------------------
 @dataclass
 class Candidate:

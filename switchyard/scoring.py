@@ -359,7 +359,7 @@ class ScoreTable:
             rng = rng or np.random.default_rng()
             var = np.zeros_like(s)
             if self.config.aggregate == "sum":  # global + sum of weighted deviations
-                w_unit = w / max(float(self.weight.mean()), 1e-12)
+                w_unit = w / max(float(self.weight.mean()), 1e-12) if len(self.weight) else w
                 np.add.at(var, rows, (w_unit[:, None] * self.std[cols]) ** 2)
                 var += (self.global_std ** 2)[None, :]
             else:
