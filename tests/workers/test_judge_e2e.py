@@ -112,7 +112,7 @@ def test_judge_verdicts_become_outcomes_junk_is_unparseable_and_refresh_folds_th
 def test_a_judge_that_always_prefers_the_first_position_gives_ties(system: System, server: OpenAIServer) -> None:
     server.responder = first_position_judge
     prompts = {f"p{i}": f"Summarise paragraph {i}." for i in range(4)}
-    job_id, outs, _ = system.run_job(lines(prompts, "cheap"), metadata=JUDGED)
+    job_id, _, _ = system.run_job(lines(prompts, "cheap"), metadata=JUDGED)
     got = judge_outcomes(system, job_id, 4)
     # Unswapped, "A" would read as a win for cheap every time; swapped it reads as a loss: a tie.
     assert [o.verdict for o in got] == ["tie"] * 4
