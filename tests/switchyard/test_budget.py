@@ -25,17 +25,11 @@ from switchyard.evaluation import (
     sweep,
 )
 from switchyard.routing.base import get_policy
-
-STOP = set("about above after again their there these those which while would could should where when what with "
-           "from this that have will your into than them then they were been being does because between through "
-           "during before under other some such only same very just most more also here each many make made like "
-           "want need write please give following using used".split())
+from switchyard.tagging.keywords import KeywordTagger
 
 
 def keyword_tags(texts: Sequence[str]) -> list[list[str]]:
-    """Up to six distinct content words of five letters or more: canonical as they are."""
-    return [list(dict.fromkeys(w for w in re.findall(r"[a-z]{5,}", t.lower()) if w not in STOP))[:6]
-            for t in texts]
+    return KeywordTagger().tag_batch(texts)
 
 
 def hashed_embeddings(texts: Sequence[str]) -> np.ndarray:
@@ -96,8 +90,9 @@ def test_half_the_strong_cost_buys_at_least_the_best_knob_point(shared_data: Pat
     got = budget_sweep(policy, data, [budget])[0]
     assert knob_best is not None and got["failed"] == 0
     assert got["cost_usd"] <= budget + float(np.nanmax(data.test_cost))
-    # One test prompt moves the mean by up to 1/n: below that, two plans are tied (docs/judging.md).
-    assert got["quality"] >= knob_best - 1.0 / len(data.requests), (got, knob_best)
+    # Measured: alpaca 0.1730 vs 0.1715, gsm8k 0.7428 vs 0.7284 (docs/judging.md; alpaca's margin is
+    # within one test prompt's weight, 1/396).
+    assert got["quality"] >= knob_best, (got, knob_best)
 
 
 def test_eval_cli_budget_curve(tmp_path: Path) -> None:
