@@ -226,7 +226,7 @@ def jobs_resume(
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="interactive,gpu | maintenance,dispatch (comma-separated, "
+    queues: Annotated[str, typer.Option(help="interactive,gpu | maintenance,dispatch,judge (comma-separated, "
                                            "polled in this order)")] = "interactive,gpu",
     concurrency: Annotated[int | None, typer.Option(help="processes (gpu) or threads (dispatch)")] = None,
     loglevel: str = "INFO",
