@@ -61,6 +61,21 @@ class Settings(BaseSettings):
                                     "refresh (a later sequence number may commit first)")
     refresh_lock_s: float = Field(600.0, gt=0, description="a refresh lock older than this is taken over")
 
+    # --- the judge (switchyard/judging.py, switchyard/pipeline/judge.py) --------------
+    judge_sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of succeeded requests judged; "
+                                     "a job overrides it with metadata.judge_sample_rate")
+    judge_model: str | None = Field(None, description="catalog model acting as judge; unset = no judging")
+    judge_mode: str = Field("pairwise", pattern="^(pairwise|absolute)$",
+                            description="pairwise (vs the reference, position-swapped) | absolute (1-10)")
+    judge_reference: str | None = Field(None, description="pairwise: the reference model answered against")
+    judge_budget_usd: float | None = Field(None, ge=0.0, description="judge spend cap per job (None = none)")
+    judge_max_tokens: int = Field(32, ge=1, description="tokens of one verdict")
+
+    # --- job budgets (switchyard/budget.py, switchyard/pipeline/budget.py) ----------
+    budget_wave_min: int = Field(64, ge=1, description="fewest requests one budget re-plan releases")
+    budget_wave_share: float = Field(0.1, gt=0.0, le=1.0, description="share of the pending requests one "
+                                     "re-plan releases (re-planning happens as each wave's costs arrive)")
+
     # --- the job pipeline ---------------------------------------------------------
     batch_size: int = Field(64, ge=1, le=4096, description="requests per gpu shard")
     shard_max_tokens: int = Field(32_768, ge=1, description="cap on summed prompt tokens per shard")

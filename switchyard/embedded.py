@@ -131,7 +131,7 @@ class Embedded:
             return worker_command("interactive,gpu", pool="prefork", concurrency=s.gpu_concurrency, name="gpu",
                                   loglevel=s.worker_log_level)
         if name.startswith("dispatch"):  # "dispatch", "dispatch2" ...: more dispatch workers
-            return worker_command("maintenance,dispatch", pool="threads", concurrency=s.dispatch_concurrency,
+            return worker_command("maintenance,dispatch,judge", pool="threads", concurrency=s.dispatch_concurrency,
                                   name=name, loglevel=s.worker_log_level)
         if name == "beat":
             return beat_command(self.data_dir, s.worker_log_level)

@@ -217,11 +217,14 @@ def default_cache_dir() -> Path:
 
 def prepare(dataset: str | Path | RoutingDataset, *, tagger: str = "offline", cache_dir: Path | None = None,
             embed_fn: EmbedFn | None = None, tag_fn: TagFn | None = None, embeddings: bool = True,
-            vocab: VocabParams | None = None, limit: int | None = None, seed: int = 0) -> EvalData:
+            vocab: VocabParams | None = None, limit: int | None = None, seed: int = 0,
+            canonical: bool = True) -> EvalData:
     """Load ``dataset`` and compute train/test features once.
 
     ``limit`` keeps a seeded random subset of at most that many prompts per split (tests).
-    ``tagger="none"`` skips tagging (for policies that need no tags).
+    ``tagger="none"`` skips tagging (for policies that need no tags). ``canonical=False`` uses
+    the raw tags as they are, without building a vocabulary (a ``tag_fn`` whose tags are
+    already canonical, e.g. keywords; building one embeds every distinct tag).
     """
     ds = dataset if isinstance(dataset, RoutingDataset) else load_dataset(dataset)
     tr, te = ds.split_indices("train"), ds.split_indices("test")
@@ -250,8 +253,11 @@ def prepare(dataset: str | Path | RoutingDataset, *, tagger: str = "offline", ca
         emb_key = hashlib.sha256(emb_tr.tobytes()).hexdigest()[:16] if emb_tr is not None else "-"
         key = _texts_key([json.dumps(raw_tr), json.dumps(raw_te)], json.dumps(params.__dict__), emb_key)
         canon_cache = Path(cache_dir) / "tags" / f"{ds.name}-{tagger}-canon-{key}.json" if cache_dir else None
-        tags_tr, tags_te, vocabulary = canonicalise(raw_tr, raw_te, params, cache=canon_cache,
-                                                    train_emb=emb_tr, other_emb=emb_te)
+        if canonical:
+            tags_tr, tags_te, vocabulary = canonicalise(raw_tr, raw_te, params, cache=canon_cache,
+                                                        train_emb=emb_tr, other_emb=emb_te)
+        else:
+            tags_tr, tags_te = [list(t) for t in raw_tr], [list(t) for t in raw_te]
     train = TrainingSet(
         prompts=[texts[i] for i in tr], models=ds.model_ids, quality=ds.quality[tr], cost=ds.cost[tr],
         input_tokens=np.array([ds.prompts[i].input_tokens for i in tr], dtype=np.int64),
@@ -352,6 +358,88 @@ def sweep(policy: RoutingPolicy, data: EvalData, *, n_points: int = MIN_POINTS, 
         decisions = policy.decide_batch(data.requests, data.catalog, ctx)
         points.append(score_choices(data, [d.model for d in decisions], knob))
     return points
+
+
+# --- budgets ---------------------------------------------------------------------------
+def candidates(policy: RoutingPolicy, data: EvalData, *, knob: float | None = None, seed: int = 0
+               ) -> list[list[Any]]:
+    """Each test request's candidate list, as a budgeted job sees it: the policy's ``ranked``
+    (model, score) pairs with each model's predicted cost (:mod:`switchyard.budget`)."""
+    from switchyard.budget import Option
+
+    decisions = policy.decide_batch(data.requests, data.catalog, make_context(data, knob=knob, seed=seed))
+    out: list[list[Any]] = []
+    for r, d in zip(data.requests, decisions, strict=True):
+        ranked = d.ranked or [(d.model, 0.0)]
+        out.append([Option(m, float(s), data.catalog.get(m).predicted_cost(r.input_tokens)) for m, s in ranked])
+    return out
+
+
+def budget_sweep(policy: RoutingPolicy, data: EvalData, budgets: Sequence[float], *, seed: int = 0,
+                 wave_min: int = 64) -> list[dict[str, Any]]:
+    """What each total budget buys on the test split: the budgeted job replayed offline
+    (:func:`switchyard.budget.simulate`: plan, dispatch a wave, observe actual costs, re-plan).
+    A request the budget cannot cover counts as quality 0."""
+    from switchyard.budget import simulate
+
+    cands = candidates(policy, data, seed=seed)
+    col = {m: j for j, m in enumerate(data.models)}
+
+    def actual(i: int, model: str) -> tuple[float, float]:
+        q, c = data.test_quality[i, col[model]], data.test_cost[i, col[model]]
+        return (0.0, 0.0) if not np.isfinite(q) else (float(c), float(q))
+
+    out = []
+    for b in budgets:
+        res = simulate(cands, float(b), actual, wave_min=wave_min)
+        out.append({**res.to_json(), "share": {m: n / max(len(res.choices), 1) for m, n in
+                                               Counter(c for c in res.choices if c is not None).items()}})
+    return out
+
+
+def default_budgets(ref: Reference, n: int = 12) -> list[float]:
+    """Budgets from the weak model's test cost to the strong model's (geometric spacing)."""
+    lo, hi = max(ref.c_weak, 1e-9), max(ref.c_strong, ref.c_weak * 1.0001, 1e-9)
+    return [float(x) for x in np.geomspace(lo, hi, n)]
+
+
+def knob_best_at(points: Sequence[Point], cost: float) -> float | None:
+    """The best quality of a knob-curve point costing at most ``cost`` (None if none does)."""
+    ok = [p.quality for p in points if p.cost_usd <= cost * (1 + 1e-9) + 1e-12]
+    return max(ok) if ok else None
+
+
+def plot_budget(report: dict[str, Any], path: Path, *, title: str | None = None) -> None:
+    """Quality bought by each budget (one curve per policy) over that policy's knob curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.2), dpi=110)
+    for i, (name, pol) in enumerate(report["policies"].items()):
+        color = f"C{i}"
+        pts = sorted(pol["points"], key=lambda p: p["cost_usd"])
+        ax.plot([p["cost_usd"] for p in pts], [p["quality"] for p in pts], ls="--", marker=".", lw=1, color=color,
+                label=f"{name}: knob curve")
+        bud = report.get("budget", {}).get(name)
+        if bud:
+            ax.plot([b["cost_usd"] for b in bud], [b["quality"] for b in bud], marker="o", lw=1.6, color=color,
+                    label=f"{name}: --budget (actual spend)")
+    for m, v in report["models"].items():
+        ax.scatter([v["cost_usd"]], [v["quality"]], marker="s", s=20, color="black", zorder=5)
+        ax.annotate(m.split("/")[-1][:24], (v["cost_usd"], v["quality"]), fontsize=6, xytext=(3, 2),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("total test cost (USD)")
+    ax.set_ylabel("mean quality (unserved requests count 0)")
+    ax.set_title(title or f"{report['dataset']}: what each budget buys (test split)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 # --- metrics ---------------------------------------------------------------------------

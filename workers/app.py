@@ -1,4 +1,4 @@
-"""The Celery app, configured from Settings: queues gpu / dispatch / maintenance.
+"""The Celery app, configured from Settings: queues interactive / gpu / dispatch / judge / maintenance.
 
 Delivery settings follow Celery's guidance for work that must not be lost:
 ``acks_late`` (ack after the task ran), ``prefetch_multiplier=1`` (a busy worker holds
@@ -16,7 +16,7 @@ from kombu import Queue
 
 from switchyard.config import Settings, get_settings
 
-QUEUES = ("interactive", "gpu", "dispatch", "maintenance")
+QUEUES = ("interactive", "gpu", "dispatch", "judge", "maintenance")
 
 
 def embedded_socket(settings: Settings) -> Path:
@@ -31,7 +31,7 @@ def broker_url(settings: Settings) -> str:
 # Task modules are imported by the worker at start (producers only send by name).
 app = Celery("switchyard", include=["workers.tag_and_route", "workers.dispatch", "workers.finalize",
                                         "scheduler.refresh_scores", "scheduler.expire_jobs",
-                                        "workers.train"])
+                                        "workers.train", "workers.judge", "workers.budget"])
 
 
 def configure(settings: Settings | None = None) -> Celery:
@@ -56,6 +56,8 @@ def configure(settings: Settings | None = None) -> Celery:
             "switchyard.refresh_scores": {"queue": "maintenance"},
             "switchyard.expire_jobs": {"queue": "maintenance"},
             "switchyard.train_policy": {"queue": "maintenance"},
+            "switchyard.judge": {"queue": "judge"},
+            "switchyard.plan_budget": {"queue": "maintenance"},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,

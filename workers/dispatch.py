@@ -11,7 +11,7 @@ from switchyard.pipeline.dispatch import Done, dispatch_request
 from workers import runtime
 from workers.app import app
 from workers.limits import RedisLimiter
-from workers.submit import enqueue_finalize
+from workers.submit import enqueue_finalize, enqueue_judge, enqueue_plan
 
 
 @lru_cache(maxsize=1)
@@ -25,6 +25,10 @@ def _limiter() -> RedisLimiter:
 def dispatch(self: Task, job_id: str, request_id: int) -> str:
     outcome = dispatch_request(get_settings(), request_id, catalog=runtime.catalog(), limiter=_limiter())
     if isinstance(outcome, Done):
+        if outcome.judge:
+            enqueue_judge(job_id, request_id, f"r{request_id}")
+        if outcome.replan:
+            enqueue_plan(job_id, request_id)
         if outcome.finalize:
             enqueue_finalize(job_id)
         return outcome.state

@@ -34,3 +34,12 @@ def enqueue_interactive(job_id: str) -> None:
 
 def enqueue_finalize(job_id: str) -> None:
     producer().send_task("switchyard.finalize", args=[job_id], task_id=f"{job_id}:finalize")
+
+
+def enqueue_judge(job_id: str, request_id: int, custom_id: str) -> None:
+    producer().send_task("switchyard.judge", args=[job_id, request_id], task_id=f"{job_id}:{custom_id}:judge")
+
+
+def enqueue_plan(job_id: str, wave: int) -> None:
+    """The budget planner for a job; ``wave`` only makes the task id recognisable."""
+    producer().send_task("switchyard.plan_budget", args=[job_id], task_id=f"{job_id}:plan:{wave}")

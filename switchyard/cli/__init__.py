@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "switchyard.cli.evaluate",  # eval
     "switchyard.cli.route",  # route, train
     "switchyard.cli.serve",  # serve, keys
+    "switchyard.cli.models",  # models onboard
 ]
 
 

@@ -54,6 +54,9 @@ def eval_command(
     pareto: Annotated[str | None, typer.Option(
         help="also draw Tryage's Pareto front of predicted quality against this flag (cost|size|age|latency)")
     ] = None,
+    budget: Annotated[list[float] | None, typer.Option(
+        "--budget", help="total USD for the test split: replay a budgeted job at this budget (repeat for a "
+        "curve); 0 = 12 budgets from the weak to the strong model's test cost", min=0.0)] = None,
 ) -> None:
     """Evaluate routing policies offline: learn on train, replay test, sweep each knob.
 
@@ -87,6 +90,8 @@ def eval_command(
                                              exploration_rate=exploration, seed=seed)
         if pareto:
             report["pareto"] = _pareto(data, pareto, out.with_name(f"{out.stem}_pareto_{pareto}.png"), seed)
+        if budget:
+            report["budget"] = _budgets(data, names, report, budget, seed)
     except SwitchyardError as e:
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(2) from None
@@ -104,6 +109,11 @@ def eval_command(
         write_decisions(decisions, data, all_points)
     if plot is not None:
         plot_report(report, plot)
+        if budget:
+            from switchyard.evaluation import plot_budget
+
+            plot_budget(report, plot.with_name(f"{plot.stem}_budget{plot.suffix}"))
+            console.print(f"budget curve: {plot.with_name(f'{plot.stem}_budget{plot.suffix}')}")
     _print_summary(report)
     console.print(f"report: {out}" + (f", plot: {plot}" if plot else "")
                   + (f", decisions: {decisions}" if decisions else ""))
@@ -121,6 +131,39 @@ def _pareto(data: object, flag: str, png: Path, seed: int) -> dict[str, object]:
     plot_pareto(result, png, title=f"Tryage Pareto front: quality vs {flag}")
     console.print(f"pareto front ({flag}): {png}")
     return {**result, "plot": str(png)}
+
+
+def _budgets(data: object, names: list[str], report: dict, budgets: list[float], seed: int
+             ) -> dict[str, list[dict[str, object]]]:
+    """Per policy: what each budget buys (the budgeted job replayed offline), next to the best
+    knob-curve point costing no more."""
+    from switchyard.evaluation import (
+        Point,
+        budget_sweep,
+        default_budgets,
+        fit_policy,
+        knob_best_at,
+        reference,
+        single_models,
+    )
+    from switchyard.routing.base import get_policy
+
+    ref = reference(single_models(data))  # type: ignore[arg-type]
+    grid = sorted({b for b in budgets if b > 0} | (set(default_budgets(ref)) if 0 in budgets else set()))
+    out: dict[str, list[dict[str, object]]] = {}
+    for name in names:
+        policy = fit_policy(get_policy(name), data, seed=seed)  # type: ignore[arg-type]
+        rows = budget_sweep(policy, data, grid, seed=seed)  # type: ignore[arg-type]
+        knob_points = [Point(**{k: p[k] for k in ("knob", "cost_usd", "quality", "accept_rate", "share")})
+                       for p in report["policies"][name]["points"]]
+        for r in rows:
+            r["knob_best_quality"] = knob_best_at(knob_points, float(r["budget_usd"]))
+        out[name] = rows
+        for r in rows:
+            console.print(f"{name} budget ${r['budget_usd']:.4f}: quality {r['quality']:.4f} at ${r['cost_usd']:.4f}"
+                          f" ({r['failed']} unserved); best knob point within it: "
+                          f"{_fmt(r['knob_best_quality'], '.4f')}")
+    return out
 
 
 def _print_summary(report: dict) -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -68,6 +68,11 @@ def run(
     tagger: Annotated[str | None, typer.Option(help="tagger: offline | hf | null")] = None,
     catalog: Annotated[Path | None, typer.Option(help="model catalog YAML")] = None,
     wait: Annotated[bool, typer.Option(help="wait for the job and write the files")] = True,
+    budget: Annotated[float | None, typer.Option(
+        "--budget", help="total USD for the whole job: models are assigned to maximise predicted quality "
+        "within it; lines it cannot cover fail with budget_exhausted", min=0.0)] = None,
+    judge_rate: Annotated[float | None, typer.Option(
+        "--judge-rate", help="share of answers judged (needs SWITCHYARD_JUDGE_MODEL)", min=0.0, max=1.0)] = None,
 ) -> None:
     """Submit a bulk job, show its progress, and write its output and error files."""
     settings = _apply_env(tagger=tagger, catalog_path=catalog)
@@ -76,7 +81,8 @@ def run(
         raise typer.Exit(2)
     try:
         with system(settings, start_workers=wait):
-            job_id = submit(settings, input, policy=policy, knob=knob)
+            meta = {"judge_sample_rate": judge_rate} if judge_rate is not None else None
+            job_id = submit(settings, input, policy=policy, knob=knob, budget_usd=budget, metadata=meta)
             if not wait:
                 typer.echo(job_id)
                 return
@@ -86,14 +92,15 @@ def run(
         _fail(e)
 
 
-def submit(settings: Settings, path: Path, *, policy: str | None, knob: float | None) -> str:
+def submit(settings: Settings, path: Path, *, policy: str | None, knob: float | None,
+           budget_usd: float | None = None, metadata: dict[str, Any] | None = None) -> str:
     from switchyard.catalog import Catalog
     from switchyard.pipeline.intake import submit_job
     from workers.submit import enqueue_finalize, enqueue_job
 
     with path.open("rb") as fh:
         plan = submit_job(settings, fh, catalog=Catalog.load(settings.catalog_path), input_name=str(path),
-                          policy=policy, knob=knob)
+                          policy=policy, knob=knob, budget_usd=budget_usd, metadata=metadata)
     console.print(f"job [bold]{plan.job_id}[/]: {plan.n_total} lines, {plan.n_invalid} invalid, "
                   f"{plan.n_shards} shards")
     if plan.n_shards:
@@ -138,8 +145,10 @@ def write_results(settings: Settings, job_id: str, out: Path, errors: Path) -> N
     with out.open("w", encoding="utf-8") as fo, errors.open("w", encoding="utf-8") as fe:
         rendered = write_files(settings, job_id, fo, fe)
     job = get_job(settings, job_id)
+    extra = f" of budget ${job.budget_usd:.6f}" if job.budget_usd is not None else ""
+    extra += f", judge ${job.judge_cost_usd:.6f}" if job.judge_cost_usd else ""
     console.print(f"job {job_id} {job.status}: {rendered.outputs} results -> [bold]{out}[/], "
-                  f"{rendered.errors} errors -> [bold]{errors}[/], cost ${job.cost_usd:.6f}")
+                  f"{rendered.errors} errors -> [bold]{errors}[/], cost ${job.cost_usd:.6f}{extra}")
 
 
 @jobs_app.command("list")
@@ -217,7 +226,7 @@ def jobs_resume(
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="interactive,gpu | maintenance,dispatch (comma-separated, "
+    queues: Annotated[str, typer.Option(help="interactive,gpu | maintenance,dispatch,judge (comma-separated, "
                                            "polled in this order)")] = "interactive,gpu",
     concurrency: Annotated[int | None, typer.Option(help="processes (gpu) or threads (dispatch)")] = None,
     loglevel: str = "INFO",

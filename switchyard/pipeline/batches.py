@@ -51,15 +51,31 @@ def create_batch(settings: Settings, *, input_file_id: str, endpoint: str, windo
             prior = s.exec(select(Job).where(Job.owner == owner, Job.idempotency_key == idempotency_key)).first()
             if prior is not None:
                 return Created(prior.id, False, None)
+    budget = budget_from_metadata(metadata)
     f = get_file(settings, input_file_id, owner=owner)
     with f.path.open("rb") as fh:
         plan = submit_job(settings, fh, catalog=catalog, input_name=f.filename, owner=owner, metadata=metadata,
-                          completion_window=completion_window(window))
+                          completion_window=completion_window(window), budget_usd=budget)
     with session_scope(settings) as s:
         job = s.get(Job, plan.job_id)
         assert job is not None
         job.input_file_id, job.idempotency_key = input_file_id, idempotency_key
     return Created(plan.job_id, True, plan)
+
+
+def budget_from_metadata(metadata: dict[str, Any] | None) -> float | None:
+    """``metadata.budget_usd`` (a string, as OpenAI metadata values are) -> the job's budget."""
+    raw = (metadata or {}).get("budget_usd")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise InputError(f"metadata.budget_usd {raw!r} must be a positive number of US dollars, e.g. \"2.50\"",
+                         field="metadata.budget_usd")
+    return value
 
 
 def _ts(t: dt.datetime | None) -> int | None:

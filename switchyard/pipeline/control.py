@@ -48,7 +48,9 @@ def job_summary(job: Job) -> dict[str, Any]:
             "created_at": job.created_at.isoformat(), "finished_at": job.finished_at and job.finished_at.isoformat(),
             "request_counts": {"total": job.n_total, "completed": job.n_succeeded,
                                "failed": job.n_failed + job.n_invalid},
-            "cost_usd": round(job.cost_usd, 6), "output_path": job.output_path, "error_path": job.error_path}
+            "cost_usd": round(job.cost_usd, 6), "budget_usd": job.budget_usd,
+            "judge_cost_usd": round(job.judge_cost_usd, 6), "output_path": job.output_path,
+            "error_path": job.error_path}
 
 
 def cancel_job(settings: Settings, job_id: str) -> bool:

@@ -27,7 +27,10 @@ from switchyard.catalog import Catalog
 from switchyard.config import Settings
 from switchyard.errors import PermanentError, SwitchyardError, TransientError
 from switchyard.jobs import chat_completion
+from switchyard.pipeline.budget import release as budget_release
+from switchyard.pipeline.budget import reserve
 from switchyard.pipeline.counters import finish_request, mark_finalizing_if_done
+from switchyard.pipeline.judge import should_judge
 from switchyard.pipeline.retry import backoff_delay
 from switchyard.providers.base import ChatCall, ChatResult, Provider, build_provider
 from switchyard.store.db import session_scope
@@ -46,6 +49,8 @@ def no_limit(_name: str, _limit: int) -> Iterator[bool]:
 class Done:
     state: str
     finalize: bool = False  # this request completed the job: enqueue the finalizer
+    judge: bool = False  # sampled for judging: enqueue the judge task
+    replan: bool = False  # a budgeted job: enqueue the budget planner (the next wave)
 
 
 @dataclass
@@ -70,6 +75,7 @@ def _claim(settings: Settings, request_id: int) -> tuple[Request, Job] | None:
 def _fail(settings: Settings, req: Request, state: RequestState, code: str, message: str,
           extra: dict[str, Any] | None = None) -> Done:
     with session_scope(settings) as s:
+        budget_release(s, req.job_id, int(req.id or 0))
         finish_request(s, int(req.id or 0), req.job_id, state,
                        values={"error": {"code": code, "message": message, **(extra or {})}, "deliveries": 0})
         return Done(str(state), finalize=mark_finalizing_if_done(s, req.job_id))
@@ -89,7 +95,11 @@ def dispatch_request(settings: Settings, request_id: int, *, catalog: Catalog, l
                              reason="the worker died on every delivery of this request"))
         return _fail(settings, req, RequestState.failed, "dead_lettered",
                      f"a worker died {req.deliveries - 1} times while dispatching this request; dead-lettered")
-    return _call(settings, req, catalog, limiter, provider_for)
+    out = _call(settings, req, catalog, limiter, provider_for)
+    if isinstance(out, Done):
+        out.judge = out.state == RequestState.succeeded and should_judge(settings, job, req)
+        out.replan = job.budget_usd is not None and not out.finalize
+    return out
 
 
 def _call(settings: Settings, req: Request, catalog: Catalog, limiter: Limiter,
@@ -102,18 +112,31 @@ def _call(settings: Settings, req: Request, catalog: Catalog, limiter: Limiter,
             return Retry(countdown=0.05 + 0.2 * (time.time() % 1), reason="provider at its concurrency limit")
         # Waiting for a slot can take a while: a cancel or expiry in the meantime must win,
         # or a job would keep calling its provider after "cancelling" (found by a fault test).
+        call = _chat_call(settings, req, model.upstream_name)
         with session_scope(settings) as s:
-            status = s.exec(select(Job.status).where(Job.id == req.job_id)).one()
-            if status not in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired):
+            status, budget = s.exec(select(Job.status, Job.budget_usd).where(Job.id == req.job_id)).one()
+            guard = "ok"
+            if status not in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired) and budget is not None:
+                budget_release(s, req.job_id, int(req.id or 0))  # a crashed delivery's reservation
+                guard = reserve(s, req.job_id, int(req.id or 0), model.cost(req.input_tokens, call.max_tokens),
+                                model.predicted_cost(req.input_tokens))
+            if status not in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired) and guard == "ok":
                 s.execute(update(Request).where(col(Request.id) == req.id)
                           .values(attempts=col(Request.attempts) + 1))
         if status in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired):
             return _fail(settings, req, RequestState.cancelled, "cancelled", f"the job was {status}")
+        if guard == "wait":  # other calls of this job are in flight: their costs decide if this fits
+            _release(settings, req)
+            return Retry(countdown=0.2 + 0.3 * (time.time() % 1), reason="job budget: waiting for calls in flight")
+        if guard == "over":
+            return _fail(settings, req, RequestState.failed, "budget_exhausted",
+                         f"the job's budget_usd ${budget:.6f} cannot cover this request's predicted cost "
+                         f"on {model.id}; raise budget_usd or submit fewer lines")
         attempt = req.attempts + 1
         provider = provider_for(pconf.name) if provider_for else build_provider(pconf)
         started = time.perf_counter()
         try:
-            result = provider.complete(_chat_call(settings, req, model.upstream_name))
+            result = provider.complete(call)
         except TransientError as e:
             return _transient(settings, req, attempt, e)
         except PermanentError as e:
@@ -138,6 +161,7 @@ def _chat_call(settings: Settings, req: Request, upstream: str) -> ChatCall:
 
 def _release(settings: Settings, req: Request) -> None:
     with session_scope(settings) as s:  # this delivery reported back: it did not die
+        budget_release(s, req.job_id, int(req.id or 0))
         s.execute(update(Request).where(col(Request.id) == req.id).values(deliveries=0))
 
 
@@ -165,5 +189,6 @@ def _store(settings: Settings, req: Request, catalog: Catalog, result: ChatResul
               "completion_tokens": result.completion_tokens, "cost_usd": cost, "latency_ms": latency_ms,
               "deliveries": 0}
     with session_scope(settings) as s:
+        budget_release(s, req.job_id, int(req.id or 0))  # in the same transaction as the actual cost
         finish_request(s, int(req.id or 0), req.job_id, RequestState.succeeded, values=values, cost_usd=cost)
         return Done("succeeded", finalize=mark_finalizing_if_done(s, req.job_id))

@@ -142,16 +142,24 @@ def vocabulary_path(settings: Settings) -> Path:
 
 
 def import_dataset(settings: Settings, path: str | Path, *, split: str = "train", tagger: str | None = None,
-                   rebuild_vocabulary: bool = False, min_count: int = 2, merge_threshold: float = 0.85
-                   ) -> ImportResult:
+                   rebuild_vocabulary: bool = False, min_count: int = 2, merge_threshold: float = 0.85,
+                   exclude_models: Sequence[str] | None = None) -> ImportResult:
     """Load a dataset split as ``import`` outcomes. Idempotent: (prompt, model) pairs already
-    imported are skipped, so importing twice adds nothing."""
+    imported are skipped, so importing twice adds nothing. ``exclude_models`` leaves models
+    out of the pool (to onboard one of them later by probe job)."""
     from switchyard.tagging import get_tagger
 
     ds = load_dataset(path)
     idx = ds.split_indices(split)
     prompts = [ds.prompts[i].prompt for i in idx]
-    raw = get_tagger(tagger or settings.tagger).tag_batch(prompts)
+    tag = get_tagger(tagger or settings.tagger)
+    raw = tag.tag_batch(prompts)
+    keys = [f"{ds.name}:{ds.prompts[i].prompt_id}" for i in idx]
+    keep = [j for j, m in enumerate(ds.model_ids) if m not in set(exclude_models or ())]
+    models, quality = [ds.model_ids[j] for j in keep], ds.quality[np.ix_(idx, np.array(keep, dtype=np.int64))]
+    if getattr(tag, "canonical", False):  # its tags need no vocabulary (the keywords tagger)
+        added, skipped = _insert_new(settings, _outcome_rows(keys, raw, models, quality))
+        return ImportResult(ds.name, split, len(idx), added, skipped, "none", 0, 0, {"tagger": "canonical"})
     vpath = vocabulary_path(settings)
     emb = default_embed(prompts) if prompts else None  # [N, DIM]: topic tags (tagging/topics.py)
     if rebuild_vocabulary or not vpath.is_file():
@@ -159,8 +167,7 @@ def import_dataset(settings: Settings, path: str | Path, *, split: str = "train"
                          prompt_embeddings=emb).save(vpath)
     vocab = Vocabulary.load(vpath)
     aligned = vocab.align(raw, settings.vocab_threshold, prompt_embeddings=emb)
-    keys = [f"{ds.name}:{ds.prompts[i].prompt_id}" for i in idx]
-    rows = _outcome_rows(keys, aligned.tags, ds.model_ids, ds.quality[idx])
+    rows = _outcome_rows(keys, aligned.tags, models, quality)
     added, skipped = _insert_new(settings, rows)
     return ImportResult(ds.name, split, len(idx), added, skipped, vocab.version, len(vocab), aligned.dropped,
                         {"vocabulary_path": str(vpath)})

@@ -131,6 +131,13 @@ def gate(settings: Settings, base: TagCounts, new: list[Outcome], served: ScoreT
     if n_hold < settings.refresh_min_holdout:
         return True, {"gate": f"skipped: {n_hold} held-back outcomes < {settings.refresh_min_holdout}"}
     fit, held = new[: len(new) - n_hold], new[len(new) - n_hold:]
+    # A model the served table has no column for (being onboarded) has no served prediction to
+    # beat: its outcomes are folded, but only models both tables know are compared.
+    known = set(served.models[k] for k in range(len(served.models)) if served.global_n[k] > 0)
+    held = [o for o in held if o.model in known]
+    if len(held) < settings.refresh_min_holdout:
+        return True, {"gate": f"skipped: {len(held)} held-back outcomes of served models "
+                              f"< {settings.refresh_min_holdout} (new models are not gated)"}
     candidate = sc.table(base.merge(counts_of(fit)))
     err_new, err_old = prediction_error(candidate, held, sc), prediction_error(served, held, sc)
     ok = err_new is None or err_old is None or err_new <= err_old * (1 + settings.refresh_tolerance) + 1e-12

@@ -88,6 +88,7 @@ class ShardResult:
     to_dispatch: list[tuple[int, str]]  # (request id, custom_id)
     finalize: bool = False  # this call completed the job (e.g. a cancelled shard)
     tagged: int = 0
+    plan: bool = False  # a budgeted job: the budget planner releases the dispatches
 
 
 def _route_request(r: Request) -> RouteRequest:
@@ -116,7 +117,7 @@ def route_shard(settings: Settings, job_id: str, shard: int, *, catalog: Catalog
                 finish_request(s, int(r.id or 0), job_id, RequestState.cancelled,
                                values={"error": {"code": "cancelled", "message": "the job was cancelled"}})
             return ShardResult([], finalize=mark_finalizing_if_done(s, job_id))
-        policy_name, knob, tagger_name = job.default_policy, job.knob, job.tagger
+        policy_name, knob, tagger_name, budgeted = job.default_policy, job.knob, job.tagger, job.budget_usd is not None
     queued = [r for r in rows if r.state == RequestState.queued]
     decisions = decide(settings, queued, catalog=catalog, policy_name=policy_name, knob=knob,
                        seed=zlib.crc32(f"{job_id}:{shard}".encode()),
@@ -127,8 +128,11 @@ def route_shard(settings: Settings, job_id: str, shard: int, *, catalog: Catalog
                       .values(state=RequestState.routed, model=d.model, policy=d.policy, tags=d.tags,
                               routed_at=utcnow(),
                               decision=d.to_json()))
-    return ShardResult([(int(r.id or 0), str(r.custom_id)) for r in rows],
-                       tagged=sum(1 for r in queued if r.model_requested == AUTO_MODEL))
+    tagged = sum(1 for r in queued if r.model_requested == AUTO_MODEL)
+    if budgeted:  # only waves the planner released are dispatched (again, after a redelivery)
+        return ShardResult([(int(r.id or 0), str(r.custom_id)) for r in rows if r.budget_wave is not None],
+                           tagged=tagged, plan=True)
+    return ShardResult([(int(r.id or 0), str(r.custom_id)) for r in rows], tagged=tagged)
 
 
 def decide(settings: Settings, rows: list[Request], *, catalog: Catalog, policy_name: str, knob: float | None,

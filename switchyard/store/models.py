@@ -73,6 +73,11 @@ class Job(SQLModel, table=True):
     n_succeeded: int = 0
     n_failed: int = 0  # provider/permanent failures, cancelled and expired included
     cost_usd: float = 0.0
+    # Judge spend, kept apart from the generation cost above (reserved before each judge call).
+    judge_cost_usd: float = 0.0
+    # Budgeted jobs: predicted cost of dispatches in flight, and the last released wave.
+    budget_reserved_usd: float = 0.0
+    budget_wave: int = 0
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     started_at: NaiveDatetime | None = None
     finished_at: NaiveDatetime | None = None
@@ -120,6 +125,8 @@ class Request(SQLModel, table=True):
     attempts: int = 0  # provider calls made
     deliveries: int = 0  # times a worker picked the dispatch task up
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    budget_wave: int | None = None  # budgeted jobs: the wave that released it for dispatch
+    budget_reserved_usd: float | None = None  # its reservation while its provider call is in flight
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     routed_at: NaiveDatetime | None = None  # tagging + routing done (stage latency)
     finished_at: NaiveDatetime | None = None
@@ -133,10 +140,13 @@ class Outcome(SQLModel, table=True):
     prompt_key: str | None = Field(default=None, max_length=128, index=True)  # dataset prompt_id etc.
     model: str = Field(max_length=256, index=True)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON))
-    verdict: str | None = Field(default=None, max_length=8)  # win | tie | loss | unparseable
+    verdict: str | None = Field(default=None, max_length=16)  # win | tie | loss | unparseable
     quality: float | None = None
     source: str = Field(default="user", max_length=16)  # judge | user | import
     judge_version: str | None = Field(default=None, max_length=64)
+    judge_model: str | None = Field(default=None, max_length=256)
+    cost_usd: float | None = None  # what producing this outcome cost (judge calls, reference answer)
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))  # raw verdicts, mode ...
     created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 

@@ -5,7 +5,8 @@ register themselves under a settings key (``SWITCHYARD_TAGGER``):
 
 - ``null``: no tags (pipeline benchmarks, concrete-model jobs);
 - ``offline``: MiniLM keyphrases + task/domain labels (the CPU default);
-- ``hf``: the TagRouter paper's TagGenerator causal LM.
+- ``hf``: the TagRouter paper's TagGenerator causal LM;
+- ``keywords``: content words, no model (canonical as they are: no vocabulary needed).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ taggers: Registry[Tagger] = Registry("tagger")
 
 # Implementations live in their own modules and register on import; import lazily so
 # that choosing the null tagger never loads torch.
-_MODULES = {"offline": "switchyard.tagging.offline", "hf": "switchyard.tagging.hf"}
+_MODULES = {"offline": "switchyard.tagging.offline", "hf": "switchyard.tagging.hf",
+            "keywords": "switchyard.tagging.keywords"}
 
 
 class NullTagger:

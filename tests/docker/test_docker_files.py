@@ -49,7 +49,7 @@ def test_compose_deployment_rules(compose: dict[str, Any]) -> None:
     assert svc["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     gpu = svc["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
-    assert svc["worker-dispatch"]["command"][-1] == "maintenance,dispatch"
+    assert svc["worker-dispatch"]["command"][-1] == "maintenance,dispatch,judge"
     assert svc["worker-gpu"]["command"][3] == "interactive,gpu"  # chat before bulk shards
     assert [n for n, s in svc.items() if "beat" in s.get("command", [])] == ["beat"]
     assert svc["beat"]["deploy"]["replicas"] == 1

@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +38,9 @@ class Call:
 @dataclass
 class OpenAIServer:
     latency_s: float = 0.0
+    # (messages, model) -> the assistant's text, or None for the default echo: a judge that reads
+    # the prompt it was sent. Used when no script is queued for the prompt.
+    responder: Callable[[list[dict[str, Any]], str], str | None] | None = None
     calls: list[Call] = field(default_factory=list)
     _scripts: dict[str, list[Reply]] = field(default_factory=lambda: defaultdict(list))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,7 +113,10 @@ class OpenAIServer:
                 h._send(reply.status, {"error": {"message": f"scripted {reply.status}", "type": "server_error",
                                                  "code": str(reply.status)}}, headers)
                 return
-            text = reply.content if reply.content is not None else f"echo: {prompt[:60]}"
+            text = reply.content
+            if text is None and self.responder is not None:
+                text = self.responder(messages, str(payload.get("model")))
+            text = text if text is not None else f"echo: {prompt[:60]}"
             h._send(200, completion(str(payload.get("model")), text, prompt))
         finally:
             with self._lock:

@@ -57,7 +57,7 @@ class System:
     embedded: Any = None  # switchyard.embedded.Embedded: tests stop, kill and restart its processes
 
     def run_job(self, lines: list[dict[str, Any] | str], *, timeout_s: float = 300, policy: str | None = None,
-                knob: float | None = None
+                knob: float | None = None, budget_usd: float | None = None, metadata: dict[str, Any] | None = None
                 ) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
         """Submit lines through the real queues, wait, and return (job id, outputs, errors)."""
         from switchyard.cli.run import submit
@@ -67,7 +67,7 @@ class System:
 
         path = self.data_dir / f"in-{uuid.uuid4().hex[:6]}.jsonl"
         path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
-        job_id = submit(self.settings, path, policy=policy, knob=knob)
+        job_id = submit(self.settings, path, policy=policy, knob=knob, budget_usd=budget_usd, metadata=metadata)
         wait_for(lambda: get_job(self.settings, job_id).status in TERMINAL_JOB, timeout_s, f"job {job_id}")
         outs, errs = [], []
         for is_output, line in iter_lines(self.settings, job_id):
