@@ -176,8 +176,11 @@ def main() -> None:
             "cpu_count": os.cpu_count(), "job_status": job.status, "succeeded": job.n_succeeded,
             "failed": job.n_failed, "invalid": job.n_invalid, "submit_s": round(t_submitted, 1),
             "wall_s": round(wall, 1), "requests_per_s": round(args.n / wall, 1),
-            "rss_mb": {name: {"idle": rss_idle[name], "start": (rss_warm or rss_idle)[name], "end": rss_end[name],
-                              "peak": peak[name]} for name in ps},
+            # "last_dispatch": the last sample before the job was terminal (the finalizer, on a
+            # dispatch worker's maintenance queue, renders the files after it).
+            "rss_mb": {name: {"idle": rss_idle[name], "start": (rss_warm or rss_idle)[name],
+                              "last_dispatch": series[-2]["rss_mb"][name] if len(series) > 1 else rss_end[name],
+                              "end": rss_end[name], "peak": peak[name]} for name in ps},
             "max_queue_depth": {q: max(s["queues"][q] for s in series) for q in (*QUEUES, "unacked")},
             "series": series,
         }
