@@ -206,8 +206,12 @@ def _csv_rows(f: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[st
             if missing:
                 raise DatasetError(f"missing column(s) {', '.join(missing)}; the header must have "
                                    f"{', '.join(required)}", file=str(f), line=1)
-            for row in reader:
-                yield reader.line_num, {k: v if isinstance(v, str) or v is None else None for k, v in row.items()}
+            while True:
+                start = reader.line_num + 1  # a quoted cell may span lines: name the line the row starts on
+                row = next(reader, None)
+                if row is None:
+                    return
+                yield start, {k: v if isinstance(v, str) or v is None else None for k, v in row.items()}
         except UnicodeDecodeError:
             raise DatasetError("not UTF-8; re-encode the file as UTF-8", file=str(f),
                                line=reader.line_num + 1) from None
