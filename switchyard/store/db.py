@@ -74,10 +74,12 @@ def is_unavailable(e: BaseException) -> bool:
     """A lost or refused connection, a timeout, a lock: the database, not the statement, failed.
 
     IntegrityError, ProgrammingError and DataError are bugs or bad data and stay permanent.
+    (SQLite also reports a missing table as OperationalError: a worker on an unmigrated
+    file retries with a logged warning until ``switchyard db upgrade`` runs.)
     """
     if isinstance(e, exc.DBAPIError) and e.connection_invalidated:
         return True
-    return isinstance(e, exc.OperationalError | exc.InterfaceError | exc.TimeoutError | exc.ResourceClosedError)
+    return isinstance(e, exc.OperationalError | exc.InterfaceError | exc.TimeoutError)
 
 
 @contextmanager
