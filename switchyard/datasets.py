@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,8 @@ def _load_meta(f: Path) -> dict[str, Any]:
         meta = json.loads(f.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"not valid JSON ({e})", file=str(f)) from None
+    except RecursionError:
+        raise DatasetError("not valid JSON (nested too deeply)", file=str(f)) from None
     if not isinstance(meta, dict):
         raise DatasetError("must be a JSON object", file=str(f))
     for key, typ in (("name", str), ("source", str), ("license", str), ("quality", str)):
@@ -160,6 +163,8 @@ def _load_prompts(f: Path) -> list[DatasetPrompt]:
                 raise DatasetError("not UTF-8; re-encode the file as UTF-8", file=str(f), line=lineno) from None
             except json.JSONDecodeError as e:
                 raise DatasetError(f"not valid JSON ({e.msg})", file=str(f), line=lineno) from None
+            except RecursionError:
+                raise DatasetError("not valid JSON (nested too deeply)", file=str(f), line=lineno) from None
             prompts.append(_prompt_from(obj, f, lineno, seen))
     if not prompts:
         raise DatasetError("holds no prompts", file=str(f))
@@ -191,16 +196,27 @@ def _prompt_from(obj: Any, f: Path, lineno: int, seen: set[str]) -> DatasetPromp
     return DatasetPrompt(pid, text, split, cat, tok)
 
 
-def _read_csv(f: Path, required: tuple[str, ...]) -> tuple[csv.DictReader[str], Any]:
-    fh = f.open(newline="", encoding="utf-8")
-    reader = csv.DictReader(fh)
-    cols = reader.fieldnames or []
-    missing = [c for c in required if c not in cols]
-    if missing:
-        fh.close()
-        raise DatasetError(f"missing column(s) {', '.join(missing)}; the header must have {', '.join(required)}",
-                           file=str(f), line=1)
-    return reader, fh
+def _csv_rows(f: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """(line number, row) of a CSV file whose header has ``required``; any defect is a DatasetError."""
+    with f.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        try:
+            cols = reader.fieldnames or []
+            missing = [c for c in required if c not in cols]
+            if missing:
+                raise DatasetError(f"missing column(s) {', '.join(missing)}; the header must have "
+                                   f"{', '.join(required)}", file=str(f), line=1)
+            while True:
+                start = reader.line_num + 1  # a quoted cell may span lines: name the line the row starts on
+                row = next(reader, None)
+                if row is None:
+                    return
+                yield start, {k: v if isinstance(v, str) or v is None else None for k, v in row.items()}
+        except UnicodeDecodeError:
+            raise DatasetError("not UTF-8; re-encode the file as UTF-8", file=str(f),
+                               line=reader.line_num + 1) from None
+        except csv.Error as e:  # an unclosed quote, a NUL byte, a field over the size limit
+            raise DatasetError(f"not valid CSV ({e})", file=str(f), line=max(1, reader.line_num)) from None
 
 
 def _float(value: str | None, f: Path, lineno: int, fld: str, *, allow_empty: bool) -> float:
@@ -218,22 +234,16 @@ def _float(value: str | None, f: Path, lineno: int, fld: str, *, allow_empty: bo
 
 
 def _load_models(f: Path) -> list[DatasetModel]:
-    reader, fh = _read_csv(f, ("model", "usd_per_mtok_input", "usd_per_mtok_output"))
     models: list[DatasetModel] = []
-    try:
-        for lineno, row in enumerate(reader, start=2):
-            name = (row.get("model") or "").strip()
-            if not name:
-                raise DatasetError("needs a model name", file=str(f), line=lineno, field="model")
-            if any(m.model == name for m in models):
-                raise DatasetError(f"model {name!r} appears twice", file=str(f), line=lineno, field="model")
-            pin = _float(row.get("usd_per_mtok_input"), f, lineno, "usd_per_mtok_input", allow_empty=False)
-            pout = _float(row.get("usd_per_mtok_output"), f, lineno, "usd_per_mtok_output", allow_empty=False)
-            models.append(DatasetModel(name, pin, pout, (row.get("description") or "").strip()))
-    except UnicodeDecodeError:
-        raise DatasetError("not UTF-8; re-encode the file as UTF-8", file=str(f)) from None
-    finally:
-        fh.close()
+    for lineno, row in _csv_rows(f, ("model", "usd_per_mtok_input", "usd_per_mtok_output")):
+        name = (row.get("model") or "").strip()
+        if not name:
+            raise DatasetError("needs a model name", file=str(f), line=lineno, field="model")
+        if any(m.model == name for m in models):
+            raise DatasetError(f"model {name!r} appears twice", file=str(f), line=lineno, field="model")
+        pin = _float(row.get("usd_per_mtok_input"), f, lineno, "usd_per_mtok_input", allow_empty=False)
+        pout = _float(row.get("usd_per_mtok_output"), f, lineno, "usd_per_mtok_output", allow_empty=False)
+        models.append(DatasetModel(name, pin, pout, (row.get("description") or "").strip()))
     if not models:
         raise DatasetError("lists no models", file=str(f))
     return models
@@ -246,27 +256,20 @@ def _load_outcomes(
     m_index = {m.model: j for j, m in enumerate(models)}
     shape = (len(prompts), len(models))
     quality, cost, out_tok = (np.full(shape, np.nan) for _ in range(3))
-    reader, fh = _read_csv(f, ("prompt_id", "model", "quality", "cost_usd"))
-    try:
-        for lineno, row in enumerate(reader, start=2):
-            pid, model = row.get("prompt_id") or "", row.get("model") or ""
-            if pid not in p_index:
-                raise DatasetError(f"prompt_id {pid!r} is not in prompts.jsonl", file=str(f), line=lineno,
-                                   field="prompt_id")
-            if model not in m_index:
-                raise DatasetError(f"model {model!r} is not in models.csv", file=str(f), line=lineno,
-                                   field="model")
-            q = _float(row.get("quality"), f, lineno, "quality", allow_empty=True)
-            if math.isnan(q):
-                continue  # FORMAT.md: empty quality = not judged, skip the row
-            if not 0.0 <= q <= 1.0:
-                raise DatasetError(f"quality {q} is outside [0, 1]", file=str(f), line=lineno, field="quality")
-            i, j = p_index[pid], m_index[model]
-            quality[i, j] = q
-            cost[i, j] = _float(row.get("cost_usd"), f, lineno, "cost_usd", allow_empty=False)
-            out_tok[i, j] = _float(row.get("output_tokens"), f, lineno, "output_tokens", allow_empty=True)
-    except UnicodeDecodeError:
-        raise DatasetError("not UTF-8; re-encode the file as UTF-8", file=str(f)) from None
-    finally:
-        fh.close()
+    for lineno, row in _csv_rows(f, ("prompt_id", "model", "quality", "cost_usd")):
+        pid, model = row.get("prompt_id") or "", row.get("model") or ""
+        if pid not in p_index:
+            raise DatasetError(f"prompt_id {pid[:80]!r} is not in prompts.jsonl", file=str(f), line=lineno,
+                               field="prompt_id")
+        if model not in m_index:
+            raise DatasetError(f"model {model[:80]!r} is not in models.csv", file=str(f), line=lineno, field="model")
+        q = _float(row.get("quality"), f, lineno, "quality", allow_empty=True)
+        if math.isnan(q):
+            continue  # FORMAT.md: empty quality = not judged, skip the row
+        if not 0.0 <= q <= 1.0:
+            raise DatasetError(f"quality {q} is outside [0, 1]", file=str(f), line=lineno, field="quality")
+        i, j = p_index[pid], m_index[model]
+        quality[i, j] = q
+        cost[i, j] = _float(row.get("cost_usd"), f, lineno, "cost_usd", allow_empty=False)
+        out_tok[i, j] = _float(row.get("output_tokens"), f, lineno, "output_tokens", allow_empty=True)
     return quality, cost, out_tok

@@ -71,7 +71,8 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return "\n".join(p["text"] for p in content
+                         if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
     return ""
 
 
@@ -82,14 +83,31 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
         fld = f"body.messages[{i}]"
         if not isinstance(m, dict):
             raise _Bad("must be an object with 'role' and 'content'", fld)
-        if m.get("role") not in ROLES:
-            raise _Bad(f"role must be one of {sorted(ROLES)}, not {m.get('role')!r}", f"{fld}.role")
+        role = m.get("role")
+        if not isinstance(role, str) or role not in ROLES:  # a list or object is not hashable: check type first
+            raise _Bad(f"role must be one of {sorted(ROLES)}, not {_short(role)}", f"{fld}.role")
         content = m.get("content")
         if content is not None and not isinstance(content, str | list):
             raise _Bad("content must be a string or a list of content parts", f"{fld}.content")
+        if isinstance(content, list):
+            _check_parts(content, f"{fld}.content")
     if not any(m["role"] == "user" and message_text(m.get("content")).strip() for m in messages):
         raise _Bad("needs at least one user message with text", "body.messages")
     return messages
+
+
+def _check_parts(parts: list[Any], fld: str) -> None:
+    for j, p in enumerate(parts):
+        if not isinstance(p, dict) or not isinstance(p.get("type"), str):
+            raise _Bad("each content part must be an object with a string 'type'", f"{fld}[{j}]")
+        if p["type"] == "text" and not isinstance(p.get("text"), str):
+            raise _Bad("a text part needs a string 'text'", f"{fld}[{j}].text")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value for an error message, cut short: bad input may be megabytes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _check_custom_id(obj: dict[str, Any]) -> str:
@@ -118,9 +136,9 @@ def _check_body(obj: dict[str, Any]) -> tuple[str, list[dict[str, Any]], dict[st
             short["max_tokens"] = mt
         return model, messages, short
     if obj.get("method", "POST") != "POST":
-        raise _Bad(f"method must be 'POST', not {obj.get('method')!r}", "method")
+        raise _Bad(f"method must be 'POST', not {_short(obj.get('method'))}", "method")
     if obj.get("url", ENDPOINT) != ENDPOINT:
-        raise _Bad(f"url must be '{ENDPOINT}', not {obj.get('url')!r}", "url")
+        raise _Bad(f"url must be '{ENDPOINT}', not {_short(obj.get('url'))}", "url")
     body = obj.get("body")
     if not isinstance(body, dict):
         raise _Bad("needs a 'body' object (or use the short form {\"custom_id\", \"prompt\"})", "body")
@@ -147,11 +165,12 @@ def _check_routing(obj: dict[str, Any], catalog: Catalog, policy_ok: Callable[[s
         loc = ".".join(str(x) for x in err["loc"])
         raise _Bad(err["msg"], f"routing.{loc}") from None
     if opts.policy is not None and not policy_ok(opts.policy):
-        raise _Bad(f"unknown policy {opts.policy!r}; run 'switchyard route --help' for the list", "routing.policy")
+        raise _Bad(f"unknown policy {_short(opts.policy)}; run 'switchyard route --help' for the list",
+                   "routing.policy")
     for key in ("allow", "deny"):
         for m in getattr(opts, key) or []:
             if m not in catalog:
-                raise _Bad(f"model {m!r} is not in the catalog", f"routing.{key}", code="unknown_model")
+                raise _Bad(f"model {_short(m)} is not in the catalog", f"routing.{key}", code="unknown_model")
     return raw
 
 
@@ -177,7 +196,7 @@ def parse_line(raw: bytes, line_no: int, catalog: Catalog,
         cid = _check_custom_id(obj)
         model, messages, body = _check_body(obj)
         if model != AUTO_MODEL and model not in catalog:
-            raise _Bad(f"unknown model {model!r}; use '{AUTO_MODEL}' or one of: {', '.join(catalog.ids())}",
+            raise _Bad(f"unknown model {_short(model)}; use '{AUTO_MODEL}' or one of: {', '.join(catalog.ids())}",
                        "body.model", code="unknown_model")
         routing = _check_routing(obj, catalog, policy_ok)
     except _Bad as b:

@@ -9,13 +9,18 @@ task is not redelivered behind its back.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from kombu import Queue
 
 from switchyard.config import Settings, get_settings
+from switchyard.errors import StoreUnavailable
+from switchyard.pipeline.retry import backoff_delay
 
+log = logging.getLogger(__name__)
 QUEUES = ("interactive", "gpu", "dispatch", "judge", "maintenance")
 
 
@@ -28,10 +33,28 @@ def broker_url(settings: Settings) -> str:
     return settings.broker_url or f"redis+socket://{embedded_socket(settings)}"
 
 
+class StoreRetryTask(Task):
+    """Every task: a database that went away is retried with jittered backoff, forever.
+
+    Without it a killed connection failed the task, the late ack removed the message and
+    the request sat in ``dispatching`` for good (found by the PostgreSQL fault test). The
+    core's writes are conditional UPDATEs, so running a task again is safe.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except StoreUnavailable as e:
+            s = get_settings()
+            delay = backoff_delay(self.request.retries + 1, base_s=s.retry_base_s, max_s=s.retry_max_s)
+            log.warning("%s[%s]: %s; retrying in %.1fs", self.name, self.request.id, e, delay)
+            raise self.retry(exc=e, countdown=delay, max_retries=None) from e
+
+
 # Task modules are imported by the worker at start (producers only send by name).
-app = Celery("switchyard", include=["workers.tag_and_route", "workers.dispatch", "workers.finalize",
-                                        "scheduler.refresh_scores", "scheduler.expire_jobs",
-                                        "workers.train", "workers.judge", "workers.budget"])
+app = Celery("switchyard", task_cls=StoreRetryTask,
+             include=["workers.tag_and_route", "workers.dispatch", "workers.finalize", "scheduler.refresh_scores",
+                      "scheduler.expire_jobs", "workers.train", "workers.judge", "workers.budget"])
 
 
 def configure(settings: Settings | None = None) -> Celery:

@@ -230,6 +230,8 @@ def worker(
                                            "polled in this order)")] = "interactive,gpu",
     concurrency: Annotated[int | None, typer.Option(help="processes (gpu) or threads (dispatch)")] = None,
     loglevel: str = "INFO",
+    name: Annotated[str | None, typer.Option(help="node name when several workers share a host "
+                                                 "(default: the queues)")] = None,
 ) -> None:
     """A long-lived worker for deployments (broker from SWITCHYARD_BROKER_URL)."""
     from switchyard.embedded import worker_command
@@ -238,7 +240,7 @@ def worker(
     threads = not {"gpu", "interactive"} & set(queues.split(","))
     conc = concurrency or (settings.dispatch_concurrency if threads else settings.gpu_concurrency)
     cmd = worker_command(queues, pool="threads" if threads else "prefork", concurrency=conc,
-                         name=queues.replace(",", "-"), loglevel=loglevel)
+                         name=name or queues.replace(",", "-"), loglevel=loglevel)
     os.execv(sys.executable, cmd)
 
 

@@ -8,7 +8,9 @@ Guarantees, with the database as the source of truth:
 - ``deliveries`` counts consecutive deliveries that never reported back (a worker died
   mid-call); past ``max_deliveries`` the request is dead-lettered instead of looping;
 - transient errors come back as :class:`Retry` with a jittered delay; permanent ones
-  fail fast into the error file.
+  fail fast into the error file;
+- a provider result is stored with in-process retries (:func:`retrying`): a database
+  blip after a paid call does not throw the result away and call the provider again.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from switchyard.pipeline.counters import finish_request, mark_finalizing_if_done
 from switchyard.pipeline.judge import should_judge
 from switchyard.pipeline.retry import backoff_delay
 from switchyard.providers.base import ChatCall, ChatResult, Provider, build_provider
-from switchyard.store.db import session_scope
+from switchyard.store.db import retrying, session_scope
 from switchyard.store.models import DeadLetter, Job, JobStatus, Request, RequestState, utcnow
 
 # (provider name, limit) -> a context manager yielding True when a slot was obtained.
@@ -72,20 +74,38 @@ def _claim(settings: Settings, request_id: int) -> tuple[Request, Job] | None:
         return (req, job) if req and job else None
 
 
+def _finish(settings: Settings, req: Request, state: RequestState, values: dict[str, Any],
+            cost_usd: float = 0.0) -> Done:
+    def write() -> Done:
+        with session_scope(settings) as s:
+            # The budget reservation goes in the same transaction as the outcome (and actual cost).
+            budget_release(s, req.job_id, int(req.id or 0))
+            moved = finish_request(s, int(req.id or 0), req.job_id, state, values=values, cost_usd=cost_usd)
+            finalize = mark_finalizing_if_done(s, req.job_id)
+            if not moved and not finalize:
+                # A retry after a commit whose answer was lost: the first try may have moved the
+                # job to finalizing and died before anyone enqueued the finalizer. Enqueue it
+                # again (finalizing is idempotent) rather than strand the job.
+                finalize = _job_status(s, req.job_id) == JobStatus.finalizing
+            return Done(str(state), finalize=finalize)
+    return retrying(write)
+
+
+def _job_status(s: Any, job_id: str) -> str | None:
+    return s.exec(select(Job.status).where(Job.id == job_id)).first()
+
+
 def _fail(settings: Settings, req: Request, state: RequestState, code: str, message: str,
           extra: dict[str, Any] | None = None) -> Done:
-    with session_scope(settings) as s:
-        budget_release(s, req.job_id, int(req.id or 0))
-        finish_request(s, int(req.id or 0), req.job_id, state,
-                       values={"error": {"code": code, "message": message, **(extra or {})}, "deliveries": 0})
-        return Done(str(state), finalize=mark_finalizing_if_done(s, req.job_id))
+    return _finish(settings, req, state, {"error": {"code": code, "message": message, **(extra or {})},
+                                          "deliveries": 0})
 
 
 def dispatch_request(settings: Settings, request_id: int, *, catalog: Catalog, limiter: Limiter = no_limit,
                      provider_for: Callable[[str], Provider] | None = None) -> Done | Retry:
     claimed = _claim(settings, request_id)
     if claimed is None:
-        return Done("skipped")
+        return Done("skipped", finalize=_finalizing(settings, request_id))
     req, job = claimed
     if job.status in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired):
         return _fail(settings, req, RequestState.cancelled, "cancelled", f"the job was {job.status}")
@@ -102,6 +122,14 @@ def dispatch_request(settings: Settings, request_id: int, *, catalog: Catalog, l
     return out
 
 
+def _finalizing(settings: Settings, request_id: int) -> bool:
+    """A duplicate delivery of a finished request: re-enqueue the finalizer if the job waits on it
+    (the delivery that finished the job may have died before it enqueued the finalizer)."""
+    with session_scope(settings) as s:
+        job_id = s.exec(select(Request.job_id).where(Request.id == request_id)).first()
+        return job_id is not None and _job_status(s, job_id) == JobStatus.finalizing
+
+
 def _call(settings: Settings, req: Request, catalog: Catalog, limiter: Limiter,
           provider_for: Callable[[str], Provider] | None) -> Done | Retry:
     model = catalog.get(str(req.model))
@@ -113,16 +141,8 @@ def _call(settings: Settings, req: Request, catalog: Catalog, limiter: Limiter,
         # Waiting for a slot can take a while: a cancel or expiry in the meantime must win,
         # or a job would keep calling its provider after "cancelling" (found by a fault test).
         call = _chat_call(settings, req, model.upstream_name)
-        with session_scope(settings) as s:
-            status, budget = s.exec(select(Job.status, Job.budget_usd).where(Job.id == req.job_id)).one()
-            guard = "ok"
-            if status not in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired) and budget is not None:
-                budget_release(s, req.job_id, int(req.id or 0))  # a crashed delivery's reservation
-                guard = reserve(s, req.job_id, int(req.id or 0), model.cost(req.input_tokens, call.max_tokens),
-                                model.predicted_cost(req.input_tokens))
-            if status not in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired) and guard == "ok":
-                s.execute(update(Request).where(col(Request.id) == req.id)
-                          .values(attempts=col(Request.attempts) + 1))
+        status, budget, guard = retrying(lambda: _count_attempt(
+            settings, req, model.cost(req.input_tokens, call.max_tokens), model.predicted_cost(req.input_tokens)))
         if status in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired):
             return _fail(settings, req, RequestState.cancelled, "cancelled", f"the job was {status}")
         if guard == "wait":  # other calls of this job are in flight: their costs decide if this fits
@@ -147,6 +167,22 @@ def _call(settings: Settings, req: Request, catalog: Catalog, limiter: Limiter,
     return _store(settings, req, catalog, result, attempt, latency_ms)
 
 
+def _count_attempt(settings: Settings, req: Request, max_cost: float, predicted_cost: float
+                   ) -> tuple[str, float | None, str]:
+    """The job's status, its budget and the budget guard ("ok", "wait" or "over"); unless the job
+    is ending or the guard refuses, count the attempt about to be made."""
+    with session_scope(settings) as s:
+        status, budget = s.exec(select(Job.status, Job.budget_usd).where(Job.id == req.job_id)).one()
+        ending = status in (JobStatus.cancelling, JobStatus.cancelled, JobStatus.expired)
+        guard = "ok"
+        if not ending and budget is not None:
+            budget_release(s, req.job_id, int(req.id or 0))  # a crashed delivery's reservation
+            guard = reserve(s, req.job_id, int(req.id or 0), max_cost, predicted_cost)
+        if not ending and guard == "ok":
+            s.execute(update(Request).where(col(Request.id) == req.id).values(attempts=col(Request.attempts) + 1))
+        return status, budget, guard
+
+
 def _chat_call(settings: Settings, req: Request, upstream: str) -> ChatCall:
     body = dict(req.body or {})
     messages = body.pop("messages", [])
@@ -160,9 +196,11 @@ def _chat_call(settings: Settings, req: Request, upstream: str) -> ChatCall:
 
 
 def _release(settings: Settings, req: Request) -> None:
-    with session_scope(settings) as s:  # this delivery reported back: it did not die
-        budget_release(s, req.job_id, int(req.id or 0))
-        s.execute(update(Request).where(col(Request.id) == req.id).values(deliveries=0))
+    def write() -> None:
+        with session_scope(settings) as s:  # this delivery reported back: it did not die
+            budget_release(s, req.job_id, int(req.id or 0))
+            s.execute(update(Request).where(col(Request.id) == req.id).values(deliveries=0))
+    retrying(write)
 
 
 def _transient(settings: Settings, req: Request, attempt: int, e: SwitchyardError) -> Done | Retry:
@@ -188,7 +226,4 @@ def _store(settings: Settings, req: Request, catalog: Catalog, result: ChatResul
     values = {"response": {"body": body, "extra": extra}, "prompt_tokens": result.prompt_tokens,
               "completion_tokens": result.completion_tokens, "cost_usd": cost, "latency_ms": latency_ms,
               "deliveries": 0}
-    with session_scope(settings) as s:
-        budget_release(s, req.job_id, int(req.id or 0))  # in the same transaction as the actual cost
-        finish_request(s, int(req.id or 0), req.job_id, RequestState.succeeded, values=values, cost_usd=cost)
-        return Done("succeeded", finalize=mark_finalizing_if_done(s, req.job_id))
+    return _finish(settings, req, RequestState.succeeded, values, cost_usd=cost)

@@ -8,6 +8,7 @@ wherever it runs, and re-running it is harmless.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,10 @@ def finalize_job(settings: Settings, job_id: str) -> str | None:
         if job is None or job.status in TERMINAL_JOB:
             return job.status if job else None
     d = job_files_dir(settings, job_id)
-    tmp_out, tmp_err = d / "output.jsonl.tmp", d / "errors.jsonl.tmp"
+    # Unique temp names: two finalizers of one job (a redelivery, a re-enqueue after a lost
+    # commit) may render at once; each renames a complete file, and both are the same.
+    tag = uuid.uuid4().hex[:8]
+    tmp_out, tmp_err = d / f"output.jsonl.{tag}.tmp", d / f"errors.jsonl.{tag}.tmp"
     with tmp_out.open("w", encoding="utf-8") as out, tmp_err.open("w", encoding="utf-8") as err:
         write_files(settings, job_id, out, err)
     tmp_out.replace(d / "output.jsonl")  # atomic: readers never see half a file

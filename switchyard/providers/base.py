@@ -14,7 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from switchyard.catalog import ProviderConfig
+from switchyard.errors import SwitchyardError
 from switchyard.registry import Registry
+
+
+def scrub(e: SwitchyardError, *secrets: str | None) -> SwitchyardError:
+    """``e`` with every secret cut out of its message, in place.
+
+    A provider's error body ends up in the job's error file and the worker log; a careless
+    provider (or proxy) that quotes the request's Authorization header back would put the
+    API key there (found by tests/api/test_secrets.py).
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 6 and secret in e.message:
+            e.message = e.message.replace(secret, "[redacted]")
+            e.args = (e.message,)
+    return e
 
 
 @dataclass

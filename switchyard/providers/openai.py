@@ -19,9 +19,10 @@ from switchyard.errors import (
     ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
+    SwitchyardError,
 )
 from switchyard.jobs import message_text
-from switchyard.providers.base import ChatCall, ChatResult, providers
+from switchyard.providers.base import ChatCall, ChatResult, providers, scrub
 from switchyard.tokens import count_tokens
 
 
@@ -62,13 +63,22 @@ class OpenAIProvider:
         if client is None:
             headers = {}
             if self.config.api_key_env:
-                headers["Authorization"] = f"Bearer {os.environ.get(self.config.api_key_env, '')}"
+                headers["Authorization"] = f"Bearer {self._key() or ''}"
             client = httpx.Client(base_url=(self.config.base_url or "").rstrip("/"), headers=headers,
                                   transport=httpx.HTTPTransport(retries=0))
             self._local.client = client
         return client
 
+    def _key(self) -> str | None:
+        return os.environ.get(self.config.api_key_env) if self.config.api_key_env else None
+
     def complete(self, call: ChatCall) -> ChatResult:
+        try:
+            return self._complete(call)
+        except SwitchyardError as e:  # error messages quote the provider's reply: never the key
+            raise scrub(e, self._key()) from None
+
+    def _complete(self, call: ChatCall) -> ChatResult:
         payload: dict[str, Any] = {"model": call.model, "messages": call.messages,
                                    "max_tokens": call.max_tokens, **call.params}
         headers = {"Idempotency-Key": call.idempotency_key} if call.idempotency_key else {}

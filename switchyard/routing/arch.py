@@ -50,10 +50,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from switchyard.catalog import Catalog
+from switchyard.catalog import Catalog, parse_yaml, read_text
 from switchyard.errors import ConfigError
 from switchyard.routing.base import (
     RouteDecision,
@@ -132,10 +131,7 @@ class RouteConfig(BaseModel):
 
     @classmethod
     def from_yaml_text(cls, text: str, *, source: str = "<routes>") -> RouteConfig:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{source}: not valid YAML ({e})") from None
+        data = parse_yaml(text, source)
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: the route config must be a mapping with 'routes:' and 'default_model:'")
         try:
@@ -151,11 +147,7 @@ class RouteConfig(BaseModel):
         if path is None:
             text = resources.files("switchyard").joinpath("data/routes.yaml").read_text(encoding="utf-8")
             return cls.from_yaml_text(text, source="switchyard/data/routes.yaml")
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read route config {path}: {e.strerror}; set SWITCHYARD_ROUTES_PATH") from None
-        return cls.from_yaml_text(text, source=str(path))
+        return cls.from_yaml_text(read_text(path, "route config", "SWITCHYARD_ROUTES_PATH"), source=str(path))
 
 
 def request_routes(raw: list[dict[str, Any]]) -> list[Route]:
@@ -220,6 +212,7 @@ def conversation_of(request: RouteRequest) -> list[dict[str, Any]]:
 
 # --- parsing ---------------------------------------------------------------------------------
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
+_MAX_PARSE_CHARS = 2000
 _ROUTE_FIELD = re.compile(r"""["']?route["']?\s*:\s*["']([^"']*)["']""")
 
 
@@ -238,16 +231,18 @@ def parse_route(text: str | None, names: Sequence[str]) -> Parsed:
     if not s:
         return Parsed(None, "empty", raw)
     value: Any = None
-    for attempt in (s, s.replace("'", '"')):
+    # A real answer is a few dozen characters; a babbling model's kilobytes of brackets go
+    # to the regex only (the JSON decoder and literal_eval recurse per nesting level).
+    for attempt in (s, s.replace("'", '"')) if len(s) <= _MAX_PARSE_CHARS else ():
         try:
             value = json.loads(attempt)
             break
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-    if value is None:
+    if value is None and len(s) <= _MAX_PARSE_CHARS:
         try:
             value = ast.literal_eval(s)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             value = None
     if isinstance(value, dict):
         route = value.get("route")

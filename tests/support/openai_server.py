@@ -25,6 +25,7 @@ class Reply:
     retry_after: float | None = None
     delay_s: float = 0.0  # sleep before answering (a timeout test sets this above the client's timeout)
     content: str | None = None  # the assistant's text for a 200
+    echo_auth: bool = False  # an error body that quotes the Authorization header (a careless provider)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class OpenAIServer:
     _scripts: dict[str, list[Reply]] = field(default_factory=lambda: defaultdict(list))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     in_flight: int = 0
+    auth_headers: set[str] = field(default_factory=set)  # every Authorization value received
     peak_in_flight: int = 0
     httpd: ThreadingHTTPServer | None = None
 
@@ -81,6 +83,8 @@ class OpenAIServer:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
                     return
+                with server._lock:
+                    server.auth_headers.add(self.headers.get("authorization") or "")
                 server._handle(self, payload)
 
             def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -110,7 +114,10 @@ class OpenAIServer:
             time.sleep(self.latency_s + reply.delay_s)
             if reply.status != 200:
                 headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
-                h._send(reply.status, {"error": {"message": f"scripted {reply.status}", "type": "server_error",
+                message = f"scripted {reply.status}"
+                if reply.echo_auth:
+                    message += f"; you sent Authorization: {h.headers.get('authorization')}"
+                h._send(reply.status, {"error": {"message": message, "type": "server_error",
                                                  "code": str(reply.status)}}, headers)
                 return
             text = reply.content

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchyard.catalog import Catalog
-from switchyard.jobs import LineError, ParsedLine, plan_shards, validate_lines
+from switchyard.jobs import LineError, ParsedLine, parse_line, plan_shards, validate_lines
 
 CATALOG = Catalog.model_validate({
     "providers": {"p": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
@@ -116,3 +116,91 @@ def test_shards_sorted_by_length_and_capped() -> None:
     assert lengths == sorted(lengths)
     for s in shards:
         assert len(s) == 1 or sum(dict(items)[k] for k in s) <= 120
+
+
+# --- property tests: a wrong type in any field is a LineError naming that field ---------------
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
+    max_leaves=12)
+
+
+def _with(path: tuple[str | int, ...], value: object) -> dict[str, object]:
+    """A valid batch line with the value at ``path`` replaced."""
+    line: dict[str, object] = json.loads(batch_line("c1"))
+    node: object = line
+    for key in path[:-1]:
+        node = node[key]  # type: ignore[index]
+    node[path[-1]] = value  # type: ignore[index]
+    return line
+
+
+# (path into the line, the field the error must name)
+_FIELDS = [
+    (("custom_id",), "custom_id"),
+    (("method",), "method"),
+    (("url",), "url"),
+    (("body",), "body"),
+    (("body", "model"), "body.model"),
+    (("body", "messages"), "body.messages"),
+    (("body", "messages", 0), "body.messages[0]"),
+    (("body", "messages", 0, "role"), "body.messages[0].role"),
+    (("body", "messages", 0, "content"), "body.messages[0].content"),
+    (("body", "max_tokens"), "body.max_tokens"),
+    (("routing",), "routing"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_FIELDS), _json_values, st.integers(1, 10_000))
+def test_any_value_in_any_field_is_parsed_or_names_that_field(where: tuple[tuple[str | int, ...], str],
+                                                              value: object, line_no: int) -> None:
+    path, field = where
+    res = parse_line(json.dumps(_with(path, value)).encode(), line_no, CATALOG)
+    assert isinstance(res, ParsedLine | LineError)
+    if isinstance(res, LineError):
+        assert res.line_no == line_no and res.message
+        assert res.field is not None and res.field.startswith(field.split("[")[0]), (res.field, field)
+        assert f"line {line_no}:" in res.describe("in.jsonl")
+
+
+@settings(max_examples=150, deadline=None)
+@given(_json_values, _json_values)
+def test_content_parts_of_any_shape_never_crash(text: object, kind: object) -> None:
+    line = _with(("body", "messages", 0, "content"), [{"type": kind, "text": text}, {"type": "text", "text": "hi"}])
+    res = parse_line(json.dumps(line).encode(), 3, CATALOG)
+    assert isinstance(res, ParsedLine | LineError)
+    if isinstance(res, LineError):
+        assert res.field and res.field.startswith("body.messages[0].content"), res
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=1, max_size=40).filter(lambda b: not _utf8(b)), st.integers(0, 20))
+def test_invalid_utf8_anywhere_is_a_clear_error(junk: bytes, at: int) -> None:
+    good = batch_line("c1").encode()
+    (res,) = run(good[:at] + junk + good[at:])
+    assert isinstance(res, LineError) and "UTF-8" in res.message and res.line_no == 1
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_huge_lines_are_refused_without_parsing() -> None:
+    from switchyard.jobs import MAX_LINE_BYTES
+
+    huge = batch_line("c1", content="x" * (MAX_LINE_BYTES + 10))
+    res = parse_line(huge.encode(), 7, CATALOG)
+    assert isinstance(res, LineError) and res.line_no == 7 and "byte limit" in res.message
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(50, 200_000), st.sampled_from(["[", "{\"a\":"]))
+def test_deep_nesting_of_any_depth_is_an_error(depth: int, opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    res = parse_line((opener * depth + "1" + closer * depth).encode(), 2, CATALOG)
+    assert isinstance(res, LineError) and res.line_no == 2

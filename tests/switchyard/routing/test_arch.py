@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from switchyard.catalog import Catalog
 from switchyard.errors import ConfigError
@@ -345,3 +347,82 @@ def test_hf_backend_batches_like_single_calls(tiny_router: Path) -> None:
 def test_hf_backend_needs_a_local_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="nothing is downloaded"):
         HFBackend(str(tmp_path / "no-such-model"))
+
+
+# --- property tests: the answer parser and the route loader never crash -----------------------------
+_json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
+    max_leaves=10)
+NAMES = ["code", "chat", "quick"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300) | st.binary(max_size=200).map(lambda b: b.decode("utf-8", "replace")))
+def test_parse_route_never_raises_on_any_text(text: str) -> None:
+    p = parse_route(text, NAMES)
+    assert p.status in ("route", "other", "empty", "unparseable", "unknown") and p.raw == text
+    assert p.route in (*NAMES, "other", None)
+    assert (p.route is not None) == (p.status in ("route", "other"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json_like, st.text(max_size=20), st.text(max_size=20), st.booleans())
+def test_parse_route_never_raises_on_json_like_replies(value: object, before: str, after: str,
+                                                       fenced: bool) -> None:
+    body = json.dumps({"route": value}) if not isinstance(value, dict) else json.dumps(value)
+    text = f"{before}```json\n{body}\n```{after}" if fenced else f"{before}{body}{after}"
+    p = parse_route(text, NAMES)
+    assert p.route in (*NAMES, "other", None)
+    if isinstance(value, str) and value.strip() in NAMES and not before and not after:
+        assert p.route == value.strip()
+
+
+@pytest.mark.parametrize("text", ["[" * 50_000, "{'route': " * 10_000, "(" * 100_000, "1e999999", "'" * 10**6,
+                                  "{'route': 'code'" + "}" * 10_000])
+def test_parse_route_survives_pathological_replies(text: str) -> None:
+    assert parse_route(text, NAMES).route in (*NAMES, "other", None)
+
+
+_ROUTE_FIELDS = [(("routes",), "routes"), (("routes", 0), "routes.0"), (("routes", 0, "name"), "routes.0.name"),
+                 (("routes", 0, "description"), "routes.0.description"), (("routes", 0, "models"), "routes.0.models"),
+                 (("routes", 0, "selection_policy"), "routes.0.selection_policy"),
+                 (("default_model",), "default_model"), (("extra",), "extra")]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(_ROUTE_FIELDS), _json_like)
+def test_route_config_wrong_values_name_file_and_field(tmp_path: Path, where: tuple[tuple[str | int, ...], str],
+                                                        value: object) -> None:
+    path, field = where
+    data: Any = {"routes": [{"name": "code", "description": "writing code", "models": ["m"]}], "default_model": "m"}
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    f = tmp_path / "routes.yaml"
+    f.write_text(yaml.safe_dump(data))
+    try:
+        RouteConfig.load(f)
+    except ConfigError as e:
+        assert str(f) in str(e) and (field in str(e) or "reserved" in str(e)), e
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_route_config_arbitrary_bytes_give_a_config_error(tmp_path: Path, raw: bytes) -> None:
+    f = tmp_path / "routes.yaml"
+    f.write_bytes(raw)
+    try:
+        RouteConfig.load(f)
+    except ConfigError as e:
+        assert str(f) in str(e)
+
+
+@pytest.mark.parametrize("raw", [b"\xff routes: []", b"routes: " + b"[" * 5000 + b"]" * 5000,
+                                 b"routes: &a [*a]", b"!!python/object/apply:os.system ['true']"])
+def test_route_config_hostile_files(tmp_path: Path, raw: bytes) -> None:
+    f = tmp_path / "routes.yaml"
+    f.write_bytes(raw)
+    with pytest.raises(ConfigError, match=str(f)):
+        RouteConfig.load(f)

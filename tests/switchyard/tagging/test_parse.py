@@ -114,3 +114,17 @@ def test_clean_string_lists_round_trip(tags: list[str]) -> None:
     assert parse_tags(json.dumps([{"tag": t, "explanation": "why"} for t in tags])) == tags
     assert parse_tags(", ".join(tags)) == tags
     assert parse_tags("\n".join(f"- {t}" for t in tags)) == tags
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400))
+def test_never_raises_on_decoded_garbage_bytes(raw: bytes) -> None:
+    # A model's output bytes cut mid-character come back with replacement characters.
+    _check(parse_tags(raw.decode("utf-8", "replace")))
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '[{"tag": ' * 5_000, "x" * 1_000_000, "```" * 30_000,
+                                  ", ".join(["python"] * 50_000)])
+def test_pathological_answers_are_bounded(text: str) -> None:
+    tags = parse_tags(text)
+    _check(tags)
