@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     gpu_concurrency: int = Field(1, ge=1, description="processes per gpu worker")
     max_attempts: int = Field(5, ge=1, description="provider attempts before a request fails")
     max_deliveries: int = Field(5, ge=1, description="task deliveries before a request is dead-lettered")
-    retry_base_s: float = Field(1.0, description="first retry delay; doubles per attempt, equal jitter (half to all of it)")
+    retry_base_s: float = Field(1.0, description="first retry delay; doubles per attempt, equal jitter")
     retry_max_s: float = Field(60.0, description="cap on one retry delay")
     provider_timeout_s: float = 120.0
     visibility_timeout_s: int = Field(3600, description="Redis redelivery timeout; must exceed the longest batch")
