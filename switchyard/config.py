@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     refresh_tolerance: float = Field(0.01, ge=0.0, description="relative error increase still 'not worse'")
     refresh_settle_s: float = Field(2.0, ge=0.0, description="outcomes younger than this wait for the next "
                                     "refresh (a later sequence number may commit first)")
+    score_version_check_s: float = Field(1.0, ge=0.0, description="how often a worker asks which score "
+                                         "version is promoted (cached in between: no query per request)")
     refresh_lock_s: float = Field(600.0, gt=0, description="a refresh lock older than this is taken over")
 
     # --- the job pipeline ---------------------------------------------------------
