@@ -52,6 +52,9 @@ def run_job(system: System, lines: list[dict[str, Any]], *, timeout_s: float = 3
     from switchyard.store.models import TERMINAL_JOB, Request
 
     path = write_lines(system, lines)
+    pids = process_pids(system)
+    cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+    own0 = time.process_time()
     t0 = time.perf_counter()
     job_id = submit(system.settings, path, policy=policy, knob=None)
     t_submit = time.perf_counter() - t0
@@ -61,6 +64,8 @@ def run_job(system: System, lines: list[dict[str, Any]], *, timeout_s: float = 3
             raise TimeoutError(f"job {job_id} not done within {timeout_s}s")
         time.sleep(0.05)
     wall = time.perf_counter() - t0
+    cpu = {k: cpu_seconds(v) - cpu0[k] for k, v in pids.items()}
+    cpu["producer (this process)"] = time.process_time() - own0
     job = get_job(system.settings, job_id)
     with session_scope(system.settings) as s:
         first, last_routed, last_done = s.exec(select(func.min(Request.created_at), func.max(Request.routed_at),
@@ -69,7 +74,8 @@ def run_job(system: System, lines: list[dict[str, Any]], *, timeout_s: float = 3
     return {"job_id": job_id, "status": str(job.status), "n": len(lines), "succeeded": job.n_succeeded,
             "failed": job.n_failed, "wall_s": round(wall, 3), "submit_s": round(t_submit, 3),
             "routing_done_s": round((last_routed - first).total_seconds(), 3) if last_routed else None,
-            "dispatch_done_s": round((last_done - first).total_seconds(), 3) if last_done else None}
+            "dispatch_done_s": round((last_done - first).total_seconds(), 3) if last_done else None,
+            "cpu_ms_per_request": {k: round(1000 * v / len(lines), 3) for k, v in cpu.items()}}
 
 
 def worker_pids(system: System) -> dict[str, int]:
@@ -148,3 +154,28 @@ def summarise(folded: Path, top: int = 12) -> dict[str, Any]:
     return {"samples": total,
             "shares": {k: round(v / max(total, 1), 3) for k, v in cats.most_common()},
             "top_self_frames": [[f, round(v / max(total, 1), 3)] for f, v in selfs.most_common(top)]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its (live) children so far."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    from benchmarks.perf_common import children
+
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def process_pids(system: System) -> dict[str, int]:
+    """Worker processes plus the embedded redis-server."""
+    pids = worker_pids(system)
+    if system.embedded.redis.proc is not None:
+        pids["redis"] = system.embedded.redis.proc.pid
+    return pids
