@@ -12,7 +12,8 @@ this process over loopback HTTP.
 - **6. ``POST /v1/route`` latency under 50 concurrent clients**, each sending its next request
   as soon as the last one returned, with the default offline tagger (MiniLM, in the API
   process) and ``tagrouter``; distinct prompts from the routing datasets so no call hits the
-  embedder's cache. Micro-batcher on (``SWITCHYARD_ROUTE_MAX_WAIT_MS`` = 2, up to 32 per batch)
+  embedder's cache; torch on one thread in the API process (it shares the two cores with the
+  embedded workers and the load generator). Micro-batcher on (``SWITCHYARD_ROUTE_MAX_WAIT_MS`` = 2, up to 32 per batch)
   and off (0), on two fresh servers. Reports p50 / p99 (ms) and throughput.
 """
 
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         warm, prompts = prompts[: 2 * args.clients], prompts[2 * args.clients:]
         route: dict[str, Any] = {}
         for mode, wait_ms in (("batcher_on", "2"), ("batcher_off", "0")):
-            env = {"SWITCHYARD_TAGGER": "offline", "SWITCHYARD_POLICY": "tagrouter",
+            env = {"SWITCHYARD_TAGGER": "offline", "SWITCHYARD_POLICY": "tagrouter", "SWITCHYARD_TORCH_THREADS": "1",
                    "SWITCHYARD_ROUTE_MAX_WAIT_MS": wait_ms, "SWITCHYARD_ROUTE_MAX_BATCH": "32"}
             with serve(env, upstream.url) as (url, key, proc):
                 route_load(url, key, warm, args.clients)  # loads MiniLM, fills the label cache

@@ -12,11 +12,16 @@ decision's cost does not depend on the values). The embedder's text cache is emp
 before every run, so no run profits from an earlier one. Extra, at b = 64: the same
 batches in arrival order (not sorted by length), to show what sorting saves.
 
+Torch runs one thread (``SWITCHYARD_TORCH_THREADS=1`` unless set), as in the embedded gpu
+worker, which gets half of this machine's two cores: docs/tagging.md shows two OpenMP
+threads on two shared cores run MiniLM 2-3x slower.
+
 Reports prompts/s per batch size (median over repeats) and the same-run ratio b64 / b1.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     n = args.n or (200 if args.quick else 2000)
     repeats = args.repeats or (1 if args.quick else 3)
+    os.environ.setdefault("SWITCHYARD_TORCH_THREADS", "1")  # before torch is configured (see the docstring)
 
     from benchmarks.bench_decision import catalog_yaml
     from switchyard.catalog import Catalog
@@ -89,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tagging_best_batch": best,
         "tagging_sorted_vs_unsorted_b64": round(median([a / b for a, b in zip(runs["64"], runs["64_unsorted"],
                                                                                 strict=True)]), 2),
-        "tagging_setup": {"prompts": n, "repeats": repeats, "tagger": "offline", "policy": "tagrouter",
+        "tagging_setup": {"prompts": n, "repeats": repeats, "torch_threads": os.environ["SWITCHYARD_TORCH_THREADS"],
+                          "tagger": "offline", "policy": "tagrouter",
                           "table_tags": len(table.tags), "shard_max_tokens": settings.shard_max_tokens,
                           "batches_per_size": {str(b): len(plans[b]) for b in BATCH_SIZES},
                           "mean_input_tokens": float(np.mean([t for _, t in prompts]))},
