@@ -14,7 +14,9 @@ this process over loopback HTTP.
   process) and ``tagrouter``; distinct prompts from the routing datasets so no call hits the
   embedder's cache; torch on one thread in the API process (it shares the two cores with the
   embedded workers and the load generator). Micro-batcher on (``SWITCHYARD_ROUTE_MAX_WAIT_MS`` = 2, up to 32 per batch)
-  and off (0), on two fresh servers. Reports p50 / p99 (ms) and throughput.
+  and off (0), on two fresh servers. Reports p50 / p99 (ms), throughput and the mean batch a
+  call was decided in (``details.route_batch``). The same again with the ``null`` tagger: the
+  HTTP, auth and decision overhead alone.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def route_load(url: str, key: str, prompts: list[str], clients: int) -> dict[str
     import httpx
 
     lat: list[float] = []
+    sizes: list[int] = []  # the batch each call was decided in (details.route_batch)
     lock = threading.Lock()
     todo = iter(range(len(prompts)))
     errors = 0
@@ -134,6 +137,8 @@ def route_load(url: str, key: str, prompts: list[str], clients: int) -> dict[str
                 with lock:
                     lat.append(dt)
                     errors += r.status_code != 200
+                    if r.status_code == 200:
+                        sizes.append(int(r.json()["details"].get("route_batch", 1)))
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -146,7 +151,8 @@ def route_load(url: str, key: str, prompts: list[str], clients: int) -> dict[str
             "requests_per_s": round(len(lat) / wall, 2),
             "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
             "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1),
-            "mean_ms": round(1000 * float(np.mean(lat)), 1)}
+            "mean_ms": round(1000 * float(np.mean(lat)), 1),
+            "mean_batch": round(float(np.mean(sizes)), 2) if sizes else None}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -170,18 +176,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         prompts = [t for t, _ in dataset_prompts(n_route + 2 * args.clients, seed=11)]
         warm, prompts = prompts[: 2 * args.clients], prompts[2 * args.clients:]
         route: dict[str, Any] = {}
-        for mode, wait_ms in (("batcher_on", "2"), ("batcher_off", "0")):
-            env = {"SWITCHYARD_TAGGER": "offline", "SWITCHYARD_POLICY": "tagrouter", "SWITCHYARD_TORCH_THREADS": "1",
-                   "SWITCHYARD_ROUTE_MAX_WAIT_MS": wait_ms, "SWITCHYARD_ROUTE_MAX_BATCH": "32"}
-            with serve(env, upstream.url) as (url, key, proc):
-                route_load(url, key, warm, args.clients)  # loads MiniLM, fills the label cache
-                route[mode] = route_load(url, key, prompts, args.clients)
-                route[mode]["api_peak_rss_mb"] = peak_rss_mb(proc.pid)["main"]
+        # The default offline tagger (MiniLM in the API process), then the null tagger: HTTP + auth +
+        # decision alone, i.e. what Switchyard adds when tagging is cheap or done elsewhere.
+        for tagger in ("offline", "null"):
+            for mode, wait_ms in (("batcher_on", "2"), ("batcher_off", "0")):
+                env = {"SWITCHYARD_TAGGER": tagger, "SWITCHYARD_POLICY": "tagrouter", "SWITCHYARD_TORCH_THREADS": "1",
+                       "SWITCHYARD_ROUTE_MAX_WAIT_MS": wait_ms, "SWITCHYARD_ROUTE_MAX_BATCH": "32"}
+                key_name = mode if tagger == "offline" else f"null_tagger_{mode}"
+                with serve(env, upstream.url) as (url, key, proc):
+                    route_load(url, key, warm, args.clients)  # loads MiniLM, fills the label cache
+                    route[key_name] = route_load(url, key, prompts, args.clients)
+                    route[key_name]["api_peak_rss_mb"] = peak_rss_mb(proc.pid)["main"]
         result["route_latency"] = route
         result["route_p50_ms"] = route["batcher_on"]["p50_ms"]
         result["route_p99_ms"] = route["batcher_on"]["p99_ms"]
         result["route_p50_ms_batcher_off"] = route["batcher_off"]["p50_ms"]
         result["route_p99_ms_batcher_off"] = route["batcher_off"]["p99_ms"]
+        result["route_p50_ms_null_tagger"] = route["null_tagger_batcher_on"]["p50_ms"]
+        result["route_p99_ms_null_tagger"] = route["null_tagger_batcher_on"]["p99_ms"]
         result["api_setup"] = {"chats": args.chats, "route_clients": args.clients, "route_requests": len(prompts),
                                "upstream_latency_s": 0.1, "route_tagger": "offline", "policy": "tagrouter"}
     finally:

@@ -138,7 +138,7 @@ def summarise(folded: Path, top: int = 12) -> dict[str, Any]:
     total = 0
     for line in folded.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
+        if not stack or not count.isdigit():  # a truncated last line (py-spy stopped mid-write)
             continue
         n = int(count)
         total += n

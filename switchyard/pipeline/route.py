@@ -85,7 +85,9 @@ class RouteBatcher:
 
     def route(self, request: RouteRequest) -> RouteDecision:
         if self.max_wait_s == 0:
-            return self._decide([request])[0]
+            decision = self._decide([request])[0]
+            decision.details["route_batch"] = 1
+            return decision
         slot = _Slot(request)
         with self._lock:
             self._pending.append(slot)
@@ -109,6 +111,7 @@ class RouteBatcher:
         try:
             decisions = self._decide([s.request for s in batch])
             for s, d in zip(batch, decisions, strict=True):
+                d.details["route_batch"] = len(batch)  # visible in the response: proof of coalescing
                 s.decision = d
         except BaseException as e:  # every caller of the batch sees the failure, none hangs
             for s in batch:

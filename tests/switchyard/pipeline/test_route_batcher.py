@@ -36,7 +36,8 @@ def call_together(batcher: RouteBatcher, n: int) -> list[str]:
 
     def one(i: int) -> str:
         start.wait()
-        return batcher.route(RouteRequest(id=str(i), prompt=f"p{i}")).model
+        d = batcher.route(RouteRequest(id=str(i), prompt=f"p{i}"))
+        return f"{d.model}" if d.details.get("route_batch") in (1, n) else "bad batch size"
 
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(one, range(n)))
