@@ -68,9 +68,11 @@ class RouteBatcher:
     tagging pass serves them all.
 
     No thread of its own: the first caller of a batch leads it. It waits up to ``max_wait_s``
-    for others to join (less once ``max_batch`` are waiting), takes every waiting request,
-    decides them together and hands each caller its decision; callers arriving meanwhile
-    form the next batch. ``max_wait_s = 0`` turns batching off (each call decides alone).
+    for others to join (less once ``max_batch`` are waiting) and for the batch before it to
+    finish (one batch is decided at a time), then takes every waiting request, decides them
+    together and hands each caller its decision; callers arriving meanwhile form the next
+    batch, so under load a batch holds whatever arrived while the previous one ran.
+    ``max_wait_s = 0`` turns batching off (each call decides alone).
     A failure of the batch is raised in every caller of that batch.
     """
 
@@ -81,6 +83,7 @@ class RouteBatcher:
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
         self._full = threading.Event()
+        self._busy = threading.Lock()
         self.batch_sizes: list[int] = []  # of the last 1,000 batches: how well calls coalesce
 
     def route(self, request: RouteRequest) -> RouteDecision:
@@ -96,10 +99,13 @@ class RouteBatcher:
                 self._full.set()
         if lead:
             self._full.wait(self.max_wait_s)
-            with self._lock:
-                batch, self._pending = self._pending, []
-                self._full.clear()
-            self._run(batch)
+            # One batch decided at a time: calls arriving meanwhile queue up and form the next batch,
+            # so the batch grows with the load instead of many small batches competing for the CPU.
+            with self._busy:
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                    self._full.clear()
+                self._run(batch)
         slot.done.wait()
         if slot.error is not None:
             raise slot.error

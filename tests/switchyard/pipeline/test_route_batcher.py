@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -58,6 +59,31 @@ def test_zero_wait_turns_batching_off() -> None:
     batcher = RouteBatcher(Settings(), CATALOG, max_batch=8, max_wait_s=0.0, decide=rec)
     assert call_together(batcher, 4) == [f"for-{i}" for i in range(4)]
     assert sorted(len(b) for b in rec.batches) == [1, 1, 1, 1]
+
+
+def test_calls_arriving_while_a_batch_runs_form_the_next_batch() -> None:
+    release = threading.Event()
+    batches: list[list[str]] = []
+
+    def slow(reqs: list[RouteRequest]) -> list[RouteDecision]:
+        batches.append([r.id for r in reqs])
+        if len(batches) == 1:
+            release.wait(10)  # the first batch is still being decided while the others arrive
+        return [RouteDecision(model=r.id, policy="test", reason="") for r in reqs]
+
+    batcher = RouteBatcher(Settings(), CATALOG, max_batch=32, max_wait_s=0.001, decide=slow)
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(batcher.route, RouteRequest(id="first", prompt="x"))
+        while not batches:
+            time.sleep(0.001)
+        rest = [pool.submit(batcher.route, RouteRequest(id=str(i), prompt="x")) for i in range(5)]
+        while len(batcher._pending) < 5:  # all five queued behind the running batch
+            time.sleep(0.001)
+        release.set()
+        assert first.result(timeout=10).model == "first"
+        assert [f.result(timeout=10).model for f in rest] == [str(i) for i in range(5)]
+    assert batches[0] == ["first"] and sorted(batches[1]) == [str(i) for i in range(5)]
+    assert len(batches) == 2
 
 
 def test_a_failing_batch_fails_every_caller_and_the_next_batch_works() -> None:
