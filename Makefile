@@ -35,7 +35,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python -m benchmarks.run
+	PYTHON=$(BIN)/python benchmarks/run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .switchyard out

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     refresh_tolerance: float = Field(0.01, ge=0.0, description="relative error increase still 'not worse'")
     refresh_settle_s: float = Field(2.0, ge=0.0, description="outcomes younger than this wait for the next "
                                     "refresh (a later sequence number may commit first)")
+    score_version_check_s: float = Field(1.0, ge=0.0, description="how often a worker asks which score "
+                                         "version is promoted (cached in between: no query per request)")
     refresh_lock_s: float = Field(600.0, gt=0, description="a refresh lock older than this is taken over")
 
     # --- the judge (switchyard/judging.py, switchyard/pipeline/judge.py) --------------
@@ -99,6 +101,9 @@ class Settings(BaseSettings):
     max_chat_body_bytes: int = Field(2 * 1024 * 1024, description="largest /v1/chat/completions body")
     interactive_max_batch: int = Field(32, ge=1, description="chat requests coalesced into one tagging batch")
     interactive_max_wait_ms: float = Field(10.0, ge=0, description="how long a chat batch waits to fill up")
+    route_max_batch: int = Field(32, ge=1, description="POST /v1/route calls decided in one batch")
+    route_max_wait_ms: float = Field(2.0, ge=0, description="how long a /v1/route batch waits for more calls; "
+                                     "0 = no micro-batching")
     chat_timeout_s: float = Field(600.0, description="how long /v1/chat/completions waits for its answer")
     torch_threads: int | None = Field(None, ge=1, description="CPU threads per process for model code; "
                                       "unset = torch's default (the embedded mode splits the cores)")

@@ -59,6 +59,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from itertools import chain, repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -313,9 +315,10 @@ class ScoreTable:
     def has_tag(self, tag: str) -> bool:
         return tag in self._index
 
-    @property
+    @cached_property
     def spread(self) -> float:
-        """Range of the models' global rates: the unit of the normalised θ."""
+        """Range of the models' global rates: the unit of the normalised θ (a table never changes
+        once built, so this is computed once, not per decision)."""
         seen = self.global_n > 0
         if seen.sum() < 2:
             return self.config.sigma
@@ -323,14 +326,18 @@ class ScoreTable:
         return float(max(g.max() - g.min(), 1e-3 * self.config.sigma))
 
     def tag_indices(self, tag_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Flattened (request, tag-row) pairs of the known tags; unknown tags drop out."""
-        look = self._index.get
-        flat = [(b, look(t, -1)) for b, ts in enumerate(tag_lists) for t in dict.fromkeys(ts)]
-        if not flat:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        pairs = np.array(flat, dtype=np.int64)
-        pairs = pairs[pairs[:, 1] >= 0]
-        return pairs[:, 0], pairs[:, 1]
+        """Flattened (request, tag-row) pairs of the known tags, each pair once, in the requests' order;
+        unknown tags drop out. The lookups run in C (``map`` over ``dict.get``), the rest in numpy."""
+        lengths = np.fromiter(map(len, tag_lists), dtype=np.int64, count=len(tag_lists))
+        flat = list(chain.from_iterable(tag_lists))
+        cols = np.fromiter(map(self._index.get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
+        rows = np.repeat(np.arange(len(tag_lists), dtype=np.int64), lengths)
+        keep = cols >= 0
+        rows, cols = rows[keep], cols[keep]
+        # A tag repeated within one request counts once: keep each (row, col) pair's first occurrence.
+        _, first = np.unique(rows * max(len(self.tags), 1) + cols, return_index=True)
+        first.sort()
+        return rows[first], cols[first]
 
     def aggregate(self, tag_lists: Sequence[Sequence[str]], *, sample: np.ndarray | None = None,
                   rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:

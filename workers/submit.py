@@ -27,6 +27,15 @@ def enqueue_dispatch(job_id: str, request_id: int, custom_id: str, *, interactiv
                          priority=0 if interactive else 5)
 
 
+def enqueue_dispatches(job_id: str, items: list[tuple[int, str]]) -> None:
+    """A shard's dispatch tasks through one pooled producer connection (not one acquire per task)."""
+    app = producer()
+    with app.producer_or_acquire() as prod:
+        for request_id, custom_id in items:
+            app.send_task("switchyard.dispatch", args=[job_id, request_id], task_id=f"{job_id}:{custom_id}",
+                          priority=5, producer=prod)
+
+
 def enqueue_interactive(job_id: str) -> None:
     producer().send_task("switchyard.route_interactive", args=[job_id], task_id=f"{job_id}:interactive",
                          priority=0)

@@ -9,15 +9,14 @@ from switchyard.pipeline.tag_and_route import route_interactive as route_chat
 from switchyard.pipeline.tag_and_route import route_shard
 from workers import runtime
 from workers.app import app
-from workers.submit import enqueue_dispatch, enqueue_finalize, enqueue_plan
+from workers.submit import enqueue_dispatches, enqueue_finalize, enqueue_plan
 
 
 @app.task(name="switchyard.tag_and_route", bind=True, acks_late=True, max_retries=None)
 def tag_and_route(self: Task, job_id: str, shard: int) -> int:
     settings = get_settings()
     result = route_shard(settings, job_id, shard, catalog=runtime.catalog())
-    for request_id, custom_id in result.to_dispatch:
-        enqueue_dispatch(job_id, request_id, custom_id)
+    enqueue_dispatches(job_id, result.to_dispatch)
     if result.plan:
         enqueue_plan(job_id, -1 - shard)
     if result.finalize:

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from api.deps import catalog, owner, settings
+from api.deps import catalog, owner, route_batcher, settings
 from switchyard.catalog import Catalog
 from switchyard.config import Settings
 from switchyard.pipeline.outcome import Feedback, record_feedback
-from switchyard.pipeline.route import route_one
+from switchyard.pipeline.route import RouteBatcher, request_from_messages
 from switchyard.routing.base import RoutingOptions
 from switchyard.store.scores import list_versions, show
 
@@ -24,9 +24,9 @@ class RouteIn(BaseModel):
 
 
 @router.post("/v1/route")
-def route(body: RouteIn, _: str = Depends(owner), s: Settings = Depends(settings),
-          cat: Catalog = Depends(catalog)) -> dict[str, Any]:
-    return route_one(s, body.messages, body.routing, catalog=cat).to_json()
+def route(body: RouteIn, _: str = Depends(owner), batcher: RouteBatcher = Depends(route_batcher)) -> dict[str, Any]:
+    # Concurrent calls are coalesced into one tagging + routing batch (settings.route_max_wait_ms).
+    return batcher.route(request_from_messages(body.messages, body.routing)).to_json()
 
 
 class FeedbackIn(BaseModel):

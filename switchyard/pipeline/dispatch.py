@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 
 from switchyard.catalog import Catalog
@@ -36,7 +36,7 @@ from switchyard.pipeline.judge import should_judge
 from switchyard.pipeline.retry import backoff_delay
 from switchyard.providers.base import ChatCall, ChatResult, Provider, build_provider
 from switchyard.store.db import retrying, session_scope
-from switchyard.store.models import DeadLetter, Job, JobStatus, Request, RequestState, utcnow
+from switchyard.store.models import REQUESTS, DeadLetter, Job, JobStatus, Request, RequestState, utcnow
 
 # (provider name, limit) -> a context manager yielding True when a slot was obtained.
 Limiter = Callable[[str, int], AbstractContextManager[bool]]
@@ -45,6 +45,13 @@ Limiter = Callable[[str, int], AbstractContextManager[bool]]
 @contextlib.contextmanager
 def no_limit(_name: str, _limit: int) -> Iterator[bool]:
     yield True
+
+
+# Built once (see counters.py): the hot per-request statements reuse one compiled form.
+_CLAIM = (update(REQUESTS).where(REQUESTS.c.id == bindparam("rid"),
+                                 REQUESTS.c.state.in_([RequestState.routed, RequestState.dispatching]))
+          .values(state=RequestState.dispatching, deliveries=REQUESTS.c.deliveries + 1))
+_COUNT_ATTEMPT = update(REQUESTS).where(REQUESTS.c.id == bindparam("rid")).values(attempts=REQUESTS.c.attempts + 1)
 
 
 @dataclass
@@ -63,15 +70,13 @@ class Retry:
 
 def _claim(settings: Settings, request_id: int) -> tuple[Request, Job] | None:
     with session_scope(settings) as s:
-        res = s.execute(update(Request).where(
-            col(Request.id) == request_id,
-            col(Request.state).in_([RequestState.routed, RequestState.dispatching]))
-            .values(state=RequestState.dispatching, deliveries=col(Request.deliveries) + 1))
-        if res.rowcount != 1:  # type: ignore[attr-defined]
+        res = s.connection().execute(_CLAIM, {"rid": request_id})
+        if res.rowcount != 1:
             return None  # finished already (or never routed): nothing to do, never call again
-        req = s.get(Request, request_id)
-        job = s.get(Job, req.job_id) if req else None
-        return (req, job) if req and job else None
+        # One query for both rows (the request and its job), not two.
+        row = s.exec(select(Request, Job).join(Job, col(Job.id) == col(Request.job_id))
+                     .where(col(Request.id) == request_id)).first()
+        return (row[0], row[1]) if row else None
 
 
 def _finish(settings: Settings, req: Request, state: RequestState, values: dict[str, Any],
@@ -179,7 +184,7 @@ def _count_attempt(settings: Settings, req: Request, max_cost: float, predicted_
             budget_release(s, req.job_id, int(req.id or 0))  # a crashed delivery's reservation
             guard = reserve(s, req.job_id, int(req.id or 0), max_cost, predicted_cost)
         if not ending and guard == "ok":
-            s.execute(update(Request).where(col(Request.id) == req.id).values(attempts=col(Request.attempts) + 1))
+            s.connection().execute(_COUNT_ATTEMPT, {"rid": req.id})
         return status, budget, guard
 
 
@@ -199,7 +204,7 @@ def _release(settings: Settings, req: Request) -> None:
     def write() -> None:
         with session_scope(settings) as s:  # this delivery reported back: it did not die
             budget_release(s, req.job_id, int(req.id or 0))
-            s.execute(update(Request).where(col(Request.id) == req.id).values(deliveries=0))
+            s.connection().execute(update(REQUESTS).where(REQUESTS.c.id == req.id).values(deliveries=0))
     retrying(write)
 
 

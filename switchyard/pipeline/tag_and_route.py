@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlalchemy import bindparam, update
+from sqlmodel import Session, col, select
 
 from switchyard import AUTO_MODEL
 from switchyard.catalog import Catalog
@@ -123,16 +123,28 @@ def route_shard(settings: Settings, job_id: str, shard: int, *, catalog: Catalog
                        seed=zlib.crc32(f"{job_id}:{shard}".encode()),
                        tagger=tagger(tagger_name), policy=policy)
     with session_scope(settings) as s:
-        for r, d in zip(queued, decisions, strict=True):
-            s.execute(update(Request).where(col(Request.id) == r.id, col(Request.state) == RequestState.queued)
-                      .values(state=RequestState.routed, model=d.model, policy=d.policy, tags=d.tags,
-                              routed_at=utcnow(),
-                              decision=d.to_json()))
+        store_decisions(s, queued, decisions)
     tagged = sum(1 for r in queued if r.model_requested == AUTO_MODEL)
     if budgeted:  # only waves the planner released are dispatched (again, after a redelivery)
         return ShardResult([(int(r.id or 0), str(r.custom_id)) for r in rows if r.budget_wave is not None],
                            tagged=tagged, plan=True)
     return ShardResult([(int(r.id or 0), str(r.custom_id)) for r in rows], tagged=tagged)
+
+
+def store_decisions(s: Session, rows: list[Request], decisions: list[RouteDecision]) -> int:
+    """Mark a batch routed in one executemany UPDATE (one statement prepared once, one commit
+    by the caller), each row only if it is still ``queued``. Returns the number of rows moved."""
+    if not rows:
+        return 0
+    table = Request.__table__  # type: ignore[attr-defined]
+    stmt = (update(table).where(table.c.id == bindparam("rid"), table.c.state == RequestState.queued)
+            .values(state=RequestState.routed, model=bindparam("b_model"), policy=bindparam("b_policy"),
+                    tags=bindparam("b_tags"), routed_at=bindparam("b_at"), decision=bindparam("b_decision")))
+    now = utcnow()
+    params = [{"rid": r.id, "b_model": d.model, "b_policy": d.policy, "b_tags": d.tags, "b_at": now,
+               "b_decision": d.to_json()} for r, d in zip(rows, decisions, strict=True)]
+    res = s.connection().execute(stmt, params)
+    return int(res.rowcount)
 
 
 def decide(settings: Settings, rows: list[Request], *, catalog: Catalog, policy_name: str, knob: float | None,

@@ -46,7 +46,8 @@ def eligibility_matrix(requests: Sequence[RouteRequest], catalog: Catalog, model
     """[B, M] bool: may request b go to ``models[m]`` (see :func:`eligible_models`)."""
     col = {m: j for j, m in enumerate(models)}
     out = np.zeros((len(requests), len(models)), dtype=bool)
-    available = np.array([m in set(catalog.available_ids()) for m in models], dtype=bool)
+    ids = set(catalog.available_ids())  # once per batch, not once per model
+    available = np.array([m in ids for m in models], dtype=bool)
     for b, r in enumerate(requests):  # per request: the options differ; the default is a shared row
         if _default_options(r):
             out[b] = available

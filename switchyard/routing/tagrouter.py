@@ -157,8 +157,27 @@ class _Batch:
         if no_tag.any():
             pick[no_tag] = self._per_dollar(s[no_tag], cost[no_tag], elig_scored[no_tag],
                                             theta[no_tag] * t.spread)
-        return [self._one(i, s[i], cost[i], elig_scored[i], int(pick[i]), float(theta[i]),
-                          bool(no_tag[i]), bool(explore[i])) for i in range(b)]
+        return self._decisions(s, cost, elig_scored, pick, theta, no_tag, explore)
+
+    def _decisions(self, s: np.ndarray, cost: np.ndarray, elig: np.ndarray, pick: np.ndarray, theta: np.ndarray,
+                   no_tag: np.ndarray, explore: np.ndarray) -> list[RouteDecision]:
+        """The explained decision records. Everything per model or per tag is done once for the batch
+        (ranking, rounding, known-tag lookup); the loop only assembles each request's record."""
+        b, tags = len(self.requests), self.table.tags
+        order = np.argsort(np.where(elig, -s, np.inf), axis=1, kind="stable")  # [B, M] eligible best first
+        n_elig = elig.sum(axis=1)
+        rounded = np.round(s, 6).tolist()
+        scores = s.tolist()
+        rows, cols = self.table.tag_indices([r.tags for r in self.requests])
+        known = np.split(cols, np.searchsorted(rows, np.arange(1, b)))  # per request: its known tags' rows
+        spread = self.table.spread
+        out = []
+        for i in range(b):
+            ranked_j = order[i, : n_elig[i]].tolist()
+            out.append(self._one(i, scores[i], rounded[i], ranked_j, cost[i], int(pick[i]), float(theta[i]),
+                                 spread, [tags[c] for c in known[i].tolist()], bool(no_tag[i]),
+                                 bool(explore[i])))
+        return out
 
     def _per_dollar(self, s: np.ndarray, cost: np.ndarray, elig: np.ndarray, tol: np.ndarray) -> np.ndarray:
         """The default without a known tag: the best global score per predicted dollar, among
@@ -173,18 +192,16 @@ class _Batch:
         value = np.where(cand, p_win / np.maximum(cost, 1e-12), -np.inf)
         return np.where(elig.any(axis=1), value.argmax(axis=1), -1)
 
-    def _one(self, i: int, s: np.ndarray, cost: np.ndarray, elig: np.ndarray, pick: int, theta: float,
-             no_tag: bool, explored: bool) -> RouteDecision:
+    def _one(self, i: int, s: list[float], rounded: list[float], order: list[int], cost: np.ndarray, pick: int,
+             theta: float, spread: float, known: list[str], no_tag: bool, explored: bool) -> RouteDecision:
         r = self.requests[i]
         if pick < 0:
             return _fallback(r, self.catalog, self.policy.name, "no eligible model", theta)
-        idx = np.nonzero(elig)[0]
-        order = idx[np.argsort(-s[idx], kind="stable")]
-        ranked = [(self.models[j], float(s[j])) for j in order]
-        model, best = self.models[pick], self.models[order[0]]
-        known = [tg for tg in r.tags if self.table.has_tag(tg)]
+        models = self.models
+        ranked = [(models[j], s[j]) for j in order]
+        model, best = models[pick], models[order[0]]
         details: dict[str, Any] = {
-            "S": {m: round(v, 6) for m, v in ranked}, "theta": theta, "theta_abs": theta * self.table.spread,
+            "S": {models[j]: rounded[j] for j in order}, "theta": theta, "theta_abs": theta * spread,
             "known_tags": known, "table_version": self.table.version, "explored": explored, "default": no_tag,
         }
         return RouteDecision(model=model, policy=self.policy.name, knob=theta, tags=list(r.tags), ranked=ranked,

@@ -4,12 +4,15 @@ A version's ``ScoreCell`` rows hold the *cumulative* outcome counts (the five
 ``COUNT_FIELDS``) up to its watermark, so any version rebuilds its
 :class:`~switchyard.scoring.ScoreTable` exactly and a rollback is a status change.
 The served table is the one ``promoted`` version; workers cache it per version number,
-so a batch costs one small query, not a table rebuild.
+and cache *which* version is promoted for ``score_version_check_s`` seconds, so a request
+costs no query at all: a promotion by another process is picked up within that interval
+(one small query), and one by this process (refresh, rollback) at once.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +31,8 @@ PROMOTED, CANDIDATE, REJECTED, RETIRED = "promoted", "candidate", "rejected", "r
 
 _cache_lock = threading.Lock()
 _cache: dict[str, ScoreTable] = {}  # "db url|version" -> table
+_promoted: dict[str, tuple[float, int | None]] = {}  # db url -> (monotonic time checked, promoted version)
+_KEEP_TABLES = 4  # versions kept per process: the served one plus a few for diff/show
 
 
 def scorer(settings: Settings) -> TagScorer:
@@ -66,6 +71,7 @@ def promote(s: Session, version: int) -> None:
     s.execute(update(ScoreVersion).where(col(ScoreVersion.status) == PROMOTED)
               .values(status=RETIRED))
     s.execute(update(ScoreVersion).where(col(ScoreVersion.version) == version).values(status=PROMOTED))
+    forget_promoted()  # this process changed it: do not serve the old version until the next check
 
 
 def table_for(settings: Settings, version: int) -> ScoreTable:
@@ -81,15 +87,40 @@ def table_for(settings: Settings, version: int) -> ScoreTable:
     table = scorer(settings).table(counts, version=version)
     with _cache_lock:
         _cache[key] = table
+        while len(_cache) > _KEEP_TABLES:  # dicts keep insertion order: the oldest built goes first
+            _cache.pop(next(iter(_cache)))
     return table
 
 
-def current_table(settings: Settings) -> ScoreTable | None:
-    """The promoted table, or None before anything was imported or refreshed."""
+def promoted_number(settings: Settings, *, now: float | None = None) -> int | None:
+    """The promoted version's number, queried at most once per ``score_version_check_s``."""
+    url = database_url(settings)
+    now = time.monotonic() if now is None else now
+    with _cache_lock:
+        hit = _promoted.get(url)
+    if hit is not None and now - hit[0] < settings.score_version_check_s:
+        return hit[1]
     with session_scope(settings) as s:
         v = promoted_version(s)
         number = v.version if v else None
+    with _cache_lock:
+        _promoted[url] = (now, number)
+    return number
+
+
+def current_table(settings: Settings, *, now: float | None = None) -> ScoreTable | None:
+    """The promoted table, or None before anything was imported or refreshed.
+
+    Hot path of every routed batch: no query while the cached version is fresh, and the
+    table of a version is built once (``table_for``), so a version change costs one rebuild."""
+    number = promoted_number(settings, now=now)
     return table_for(settings, number) if number is not None else None
+
+
+def forget_promoted() -> None:
+    """Make the next :func:`current_table` ask the database which version is promoted."""
+    with _cache_lock:
+        _promoted.clear()
 
 
 def list_versions(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
@@ -180,3 +211,4 @@ def clear_cache(keys: Iterable[str] | None = None) -> None:
     with _cache_lock:
         for k in list(keys or _cache):
             _cache.pop(k, None)
+        _promoted.clear()
