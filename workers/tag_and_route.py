@@ -9,7 +9,7 @@ from switchyard.pipeline.tag_and_route import route_interactive as route_chat
 from switchyard.pipeline.tag_and_route import route_shard
 from workers import runtime
 from workers.app import app
-from workers.submit import enqueue_dispatches, enqueue_finalize, enqueue_plan
+from workers.submit import enqueue_dispatch, enqueue_dispatches, enqueue_finalize, enqueue_plan
 
 
 @app.task(name="switchyard.tag_and_route", bind=True, acks_late=True, max_retries=None)
