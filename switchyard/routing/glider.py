@@ -371,31 +371,12 @@ class GliderPolicy(LazyArtifact, PenalisedQualityPolicy):
 
     def _tagrouter_decide(self, requests: Sequence[RouteRequest], catalog: Catalog, context: RoutingContext,
                           offsets: np.ndarray) -> list[RouteDecision] | None:
-        """TagRouter's own rule on S + offsets, through its batch class (None if not a TagRouter)."""
-        from switchyard.routing import tagrouter
+        """TagRouter's own rule on S + offsets (None if the base is not a TagRouter)."""
+        from switchyard.routing.tagrouter import TagRouterPolicy
 
-        base = self.base
-        batch_cls = getattr(tagrouter, "_Batch", None)
-        if not isinstance(base, tagrouter.TagRouterPolicy) or batch_cls is None:
+        if not isinstance(self.base, TagRouterPolicy):
             return None
-        table = base.current()
-        if table is None:
-            return base.decide_batch(requests, catalog, context)  # its documented no-table fallbacks
-        try:
-            batch = batch_cls(table, requests, catalog, context, base)
-            if list(batch.models) != catalog.ids():
-                return None
-            inner = batch.scores
-
-            def shifted(explore: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                s, n_known = inner(explore)
-                return s + offsets, n_known
-
-            setattr(batch, "scores", shifted)  # noqa: B010 - instance override of one method
-            return list(batch.decide())
-        except (AttributeError, TypeError) as e:  # tagrouter internals changed: use the generic path
-            log.warning("glider+tagrouter: falling back to ranked composition (%s)", e)
-            return None
+        return self.base.decide_shifted(requests, catalog, context, offsets)
 
     def _ranked_decide(self, decisions: list[RouteDecision], requests: Sequence[RouteRequest], catalog: Catalog,
                        offsets: np.ndarray) -> list[RouteDecision]:

@@ -102,11 +102,17 @@ class TagRouterPolicy:
     # --- deciding ------------------------------------------------------------------------
     def decide_batch(self, requests: Sequence[RouteRequest], catalog: Catalog,
                      context: RoutingContext) -> list[RouteDecision]:
+        return self.decide_shifted(requests, catalog, context, None)
+
+    def decide_shifted(self, requests: Sequence[RouteRequest], catalog: Catalog, context: RoutingContext,
+                       offsets: np.ndarray | None) -> list[RouteDecision]:
+        """:meth:`decide_batch` with ``offsets`` [B, M] (columns in ``catalog.ids()`` order) added to
+        every S before TagRouter's own rule: how another signal (glider+tagrouter) composes with it."""
         table = self.current()
         if table is None:
             return [_fallback(r, catalog, self.name, "no tag score table yet (import outcomes or refresh)")
                     for r in requests]
-        return _Batch(table, requests, catalog, context, self).decide()
+        return _Batch(table, requests, catalog, context, self, offsets).decide()
 
 
 def _settings_config() -> ScorerConfig:
@@ -119,8 +125,9 @@ class _Batch:
     """One decide_batch call: every quantity is a [B, M] array over the catalog's models."""
 
     def __init__(self, table: ScoreTable, requests: Sequence[RouteRequest], catalog: Catalog,
-                 context: RoutingContext, policy: TagRouterPolicy) -> None:
+                 context: RoutingContext, policy: TagRouterPolicy, offsets: np.ndarray | None = None) -> None:
         self.table, self.requests, self.catalog, self.ctx, self.policy = table, requests, catalog, context, policy
+        self.offsets = offsets  # [B, M] or None
         self.models = catalog.ids()
         col = {m: j for j, m in enumerate(table.models)}
         self.cols = np.array([col.get(m, -1) for m in self.models], dtype=np.int64)
@@ -136,6 +143,8 @@ class _Batch:
         if explore.any() and unseen.any():  # never-seen models: a draw from the prior
             noise = self.ctx.rng.standard_normal((int(explore.sum()), int(unseen.sum())))
             full[np.ix_(explore, unseen)] += noise * t.config.sigma / np.sqrt(t.config.prior_strength)
+        if self.offsets is not None:
+            full += self.offsets
         return full, n_known
 
     def decide(self) -> list[RouteDecision]:
