@@ -17,6 +17,15 @@ from pathlib import Path
 import numpy as np
 
 DIM = 384
+# MiniLM sees at most 128 tokens of a prompt; ~1000 characters cover them. Every caller that
+# embeds a *prompt* cuts it here, so the tagger's and the topic assignment's encodes of the
+# same prompt share one cache entry (one forward pass, not two).
+PROMPT_CHARS = 1000
+
+
+def prompt_texts(prompts: Sequence[str]) -> list[str]:
+    """Prompts cut to what MiniLM reads (:data:`PROMPT_CHARS`)."""
+    return [p[:PROMPT_CHARS] for p in prompts]
 
 
 def default_model_dir() -> Path:

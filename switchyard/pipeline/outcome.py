@@ -25,6 +25,7 @@ from sqlmodel import col, select
 
 from switchyard.config import Settings
 from switchyard.datasets import load_dataset
+from switchyard.embeddings import prompt_texts
 from switchyard.errors import InputError, NotFound
 from switchyard.store.db import session_scope
 from switchyard.store.models import Job, Outcome, Request, RequestState
@@ -161,7 +162,7 @@ def import_dataset(settings: Settings, path: str | Path, *, split: str = "train"
         added, skipped = _insert_new(settings, _outcome_rows(keys, raw, models, quality))
         return ImportResult(ds.name, split, len(idx), added, skipped, "none", 0, 0, {"tagger": "canonical"})
     vpath = vocabulary_path(settings)
-    emb = default_embed(prompts) if prompts else None  # [N, DIM]: topic tags (tagging/topics.py)
+    emb = default_embed(prompt_texts(prompts)) if prompts else None  # [N, DIM]: topic tags (tagging/topics.py)
     if rebuild_vocabulary or not vpath.is_file():
         build_vocabulary(raw, min_count=min_count, merge_threshold=merge_threshold,
                          prompt_embeddings=emb).save(vpath)

@@ -51,14 +51,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from switchyard.embeddings import Embedder, get_embedder
+from switchyard.embeddings import Embedder, get_embedder, prompt_texts
 from switchyard.errors import ConfigError
 from switchyard.tagging.base import taggers
 from switchyard.tagging.parse import is_clean_tag, normalize_tag
 
 _KINDS = ("task", "format", "domain")
-# MiniLM sees at most 128 tokens of a prompt; ~1000 characters cover them.
-_EMBED_CHARS = 1000
 # Keyphrase candidates come from the head of a prompt, where its topic is stated.
 _CANDIDATE_CHARS = 1500
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -259,7 +257,7 @@ class OfflineTagger:
         texts = [p if isinstance(p, str) else "" for p in prompts]
         if not texts:
             return []
-        prompt_vecs = self.embedder.encode([t[:_EMBED_CHARS] for t in texts])  # [B, 384]
+        prompt_vecs = self.embedder.encode(prompt_texts(texts))  # [B, 384]
         label_scores = self.labels.scores(prompt_vecs)  # [B, L]
         cands = [extract_candidates(t, self.max_candidates) for t in texts]
         phrase_index = {p: i for i, p in enumerate(dict.fromkeys(p for c in cands for p in c))}

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from switchyard.embeddings import DIM
+from switchyard.embeddings import DIM, prompt_texts
 from switchyard.errors import ConfigError
 from switchyard.tagging.base import Tagger
 from switchyard.tagging.parse import is_clean_tag, normalize_tag
@@ -231,7 +231,8 @@ def greedy_merge(vecs: np.ndarray, threshold: float) -> np.ndarray:
 
 def embed_for_topics(vocab: Vocabulary, prompts: Sequence[str]) -> np.ndarray | None:
     """The prompts' MiniLM embeddings [len(prompts), DIM] when ``vocab`` assigns topics, else None."""
-    return default_embed(list(prompts)) if vocab.wants_embeddings and len(prompts) else None
+    # Cut as the offline tagger cuts them: its encode of this batch is then a cache hit.
+    return default_embed(prompt_texts(prompts)) if vocab.wants_embeddings and len(prompts) else None
 
 
 def canonical_tags(tagger: Tagger, vocab: Vocabulary | None, prompts: Sequence[str],

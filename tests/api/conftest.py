@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -29,6 +30,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextmanager
+def serve_app(log_level: str = "warning") -> Iterator[str]:
+    """The real app under uvicorn on a free loopback port, in a thread; yields its base URL."""
+    from api.main import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level=log_level))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 @pytest.fixture(scope="package")
 def api() -> Iterator[Api]:
     upstream = OpenAIServer().start()
@@ -41,18 +61,9 @@ def api() -> Iterator[Api]:
            "SWITCHYARD_TAGGER": "null", "SWITCHYARD_POLICY": "cheapest",
            "SWITCHYARD_INTERACTIVE_MAX_WAIT_MS": "250"}  # wide enough to coalesce concurrent chats
     with running_system(env) as sys_:
-        from api.main import create_app
         from switchyard.auth import create_key
 
         keys = {name: create_key(sys_.settings, name).secret for name in ("alice", "bob")}
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield Api(f"http://127.0.0.1:{port}", sys_, keys, upstream)
-        server.should_exit = True
-        thread.join(timeout=10)
+        with serve_app() as url:
+            yield Api(url, sys_, keys, upstream)
     upstream.stop()

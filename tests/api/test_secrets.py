@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 import requests
-import uvicorn
 
-from tests.api.conftest import free_port
+from tests.api.conftest import serve_app
 from tests.support.openai_server import OpenAIServer, Reply
 from tests.support.system import running_system, short_tmpdir, write_catalog
 
@@ -65,20 +64,11 @@ def secret_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str,
            "SWITCHYARD_INTERACTIVE_MAX_WAIT_MS": "50"}
     monkeypatch.setenv("SY_TEST_PROVIDER_KEY", PROVIDER_SECRET)  # the workers inherit it
     with running_system(env) as system:
-        from api.main import create_app
         from switchyard.auth import create_key
 
         keys = {"alice": create_key(system.settings, "alice").secret}
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="debug"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", keys, upstream, system
-        server.should_exit = True
-        thread.join(timeout=10)
+        with serve_app(log_level="debug") as url:
+            yield url, keys, upstream, system
     upstream.stop()
 
 
